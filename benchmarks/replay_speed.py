@@ -1,0 +1,67 @@
+"""Replay throughput: samples simulated per second by the synchronous replay loop, one core.
+
+A synthetic pool of 10,000 questions x 48 samples, answers drawn from per-question answer distributions shaped
+like the real pools (a dominant answer with probability 0.4-0.95, the rest spread over a few others, 5%
+abstentions). Times ``dynscaling.replay`` end to end (engine, allocator, ledger, tallies; not pool building).
+
+    python benchmarks/replay_speed.py [--questions 10000] [--samples 48] [--budget 16] [--strategy ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+from dynscaling import Budget, Question, replay
+from dynscaling.answers import AnswerClusterer
+from dynscaling.pools import Pool, PoolQuestion
+from dynscaling.types import Usage
+
+
+def synthetic_pool(questions: int, samples: int, seed: int = 0) -> Pool:
+    rng = random.Random(seed)
+    usage = Usage(prompt_tokens=50, completion_tokens=200)
+    entries = []
+    for i in range(questions):
+        clusterer = AnswerClusterer("number")
+        top = rng.uniform(0.4, 0.95)
+        answers: list[str | None] = []
+        for _ in range(samples):
+            u = rng.random()
+            if u < 0.05:
+                answers.append(None)
+            elif u < 0.05 + top * 0.95:
+                answers.append("1")
+            else:
+                answers.append(str(rng.randint(2, 5)))
+        classes = tuple(clusterer.assign(a) for a in answers)
+        question = Question(str(i), f"question {i}", "number", gold="1")
+        entries.append(PoolQuestion(question, tuple(answers), tuple(answers), classes,
+                                    tuple(usage for _ in answers), clusterer))
+    return Pool("synthetic", "<memory>", tuple(entries))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--questions", type=int, default=10_000)
+    parser.add_argument("--samples", type=int, default=48)
+    parser.add_argument("--budget", type=float, default=16, help="samples per question")
+    parser.add_argument("--strategy", action="append", default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    pool = synthetic_pool(args.questions, args.samples)
+    strategies = args.strategy or ["dynscaling-parallel", "dynscaling-parallel:c=0.3", "sc", "adaptive", "esc"]
+    print(f"pool: {args.questions} questions x {args.samples} samples; budget {args.budget} samples/question")
+    for spec in strategies:
+        best = 0.0
+        for seed in range(args.repeats):
+            start = time.perf_counter()
+            result = replay(pool, spec, Budget(samples=int(args.budget * args.questions)), seed=seed)
+            elapsed = time.perf_counter() - start
+            best = max(best, result.samples / elapsed)
+        print(f"{spec:32s} {result.samples:>8d} samples  best {best:>10,.0f} samples/s  accuracy {result.accuracy:.4f}")
+
+
+if __name__ == "__main__":
+    main()

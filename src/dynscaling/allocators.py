@@ -1,0 +1,444 @@
+"""Allocators: which question gets the next sample, and when to stop.
+
+An allocator sees only vote tallies (never answers' text, never the backend) and speaks to the engine through
+five calls: ``start`` once, ``next_question`` whenever the engine could dispatch a request (None: nothing to
+dispatch now), ``dispatched`` when a request for a question leaves, ``landed`` when its sample has been counted,
+and ``close`` when a question cannot be sampled any more (its replay pool ran dry, or it failed for good).
+
+The engine finishes when ``next_question`` returns None and nothing is in flight, or when the budget is spent.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import math
+import random
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from .errors import ConfigError
+from .votes import Tally, leader_confidence
+
+__all__ = [
+    "SCORES",
+    "AdaptiveAllocator",
+    "Allocator",
+    "BanditAllocator",
+    "EscAllocator",
+    "OracleAllocator",
+    "UniformAllocator",
+]
+
+
+class Allocator(ABC):
+    """Base class: holds the tallies and the per-question bookkeeping every allocator needs."""
+
+    tallies: Sequence[Tally]
+    pending: list[int]
+    inflight: int
+    closed: list[bool]
+    rng: random.Random
+
+    def start(self, tallies: Sequence[Tally], budget_samples: int | None, rng: random.Random) -> None:
+        """Called once before the first request. ``budget_samples`` is the batch's sample cap, if any."""
+        self.tallies = tallies
+        self.pending = [0] * len(tallies)
+        self.inflight = 0
+        self.closed = [False] * len(tallies)
+        self.rng = rng
+        self.budget_samples = budget_samples
+        self._start()
+
+    def _start(self) -> None:  # noqa: B027 (optional hook)
+        pass
+
+    @abstractmethod
+    def next_question(self) -> int | None:
+        """The question to sample now, or None when nothing should be dispatched at the moment."""
+
+    def dispatched(self, qi: int) -> None:
+        self.pending[qi] += 1
+        self.inflight += 1
+
+    def landed(self, qi: int) -> None:
+        """A sample of ``qi`` (possibly an abstention) was counted in its tally."""
+        self.pending[qi] -= 1
+        self.inflight -= 1
+        self._landed(qi)
+
+    def _landed(self, qi: int) -> None:  # noqa: B027 (optional hook)
+        pass
+
+    def abandoned(self, qi: int) -> None:
+        """A request for ``qi`` ended without a sample (failed or cancelled)."""
+        self.pending[qi] -= 1
+        self.inflight -= 1
+        self._landed(qi)
+
+    def close(self, qi: int) -> None:
+        self.closed[qi] = True
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+class UniformAllocator(Allocator):
+    """Round-robin: every question gets one sample per round, in a freshly shuffled order each round.
+
+    With a budget of ``b`` samples per question every question gets exactly ``b``; when the budget does not
+    divide evenly, the questions of the last, partial round are a fair random draw. ``cap`` stops a question
+    after that many samples (``cap=1`` is the single-sample baseline).
+    """
+
+    def __init__(self, cap: int | None = None) -> None:
+        _check(cap is None or cap >= 1, f"uniform cap must be >= 1, got {cap}")
+        self.cap = cap
+
+    def _start(self) -> None:
+        self._round: list[int] = []
+        self._round_number = 0
+
+    def next_question(self) -> int | None:
+        n = len(self.tallies)
+        for _ in range(2):
+            while self._round:
+                qi = self._round.pop()
+                if self._wants(qi):
+                    return qi
+            if self.cap is not None and self._round_number >= self.cap:
+                return None
+            order = [qi for qi in range(n) if self._wants(qi)]
+            if not order:
+                return None
+            self.rng.shuffle(order)
+            self._round = order
+            self._round_number += 1
+        return None
+
+    def _wants(self, qi: int) -> bool:
+        if self.closed[qi]:
+            return False
+        return self.cap is None or self.tallies[qi].samples + self.pending[qi] < self.cap
+
+
+class EscAllocator(Allocator):
+    """Early-stopping self-consistency (Li et al., ICLR 2024).
+
+    Samples each question in windows of ``w``; a question stops after a window whose ``w`` answers are all the
+    same class (no abstention in it), or at ``cap`` samples.
+    """
+
+    def __init__(self, w: int = 4, cap: int = 40) -> None:
+        _check(w >= 1, f"ESC window w must be >= 1, got {w}")
+        _check(cap >= 1, f"ESC cap must be >= 1, got {cap}")
+        self.w = w
+        self.cap = cap
+
+    def _start(self) -> None:
+        n = len(self.tallies)
+        self._queue: deque[int] = deque()
+        self._window_left = [0] * n
+        self._window_size = [0] * n
+        self._counts_before: list[dict[int, int]] = [{} for _ in range(n)]
+        self._abstentions_before = [0] * n
+        order = list(range(n))
+        self.rng.shuffle(order)
+        for qi in order:
+            self._open_window(qi)
+
+    def _open_window(self, qi: int) -> None:
+        tally = self.tallies[qi]
+        size = min(self.w, self.cap - tally.samples)
+        if size <= 0 or self.closed[qi]:
+            return
+        self._window_left[qi] = self._window_size[qi] = size
+        self._counts_before[qi] = dict(tally.counts)
+        self._abstentions_before[qi] = tally.abstentions
+        self._queue.extend([qi] * size)
+
+    def next_question(self) -> int | None:
+        while self._queue:
+            qi = self._queue.popleft()
+            if not self.closed[qi]:
+                return qi
+        return None
+
+    def _landed(self, qi: int) -> None:
+        self._window_left[qi] -= 1
+        if self._window_left[qi] > 0:
+            return
+        tally = self.tallies[qi]
+        before = self._counts_before[qi]
+        grown = [c for c, v in tally.counts.items() if v > before.get(c, 0)]
+        unanimous = (len(grown) == 1 and tally.abstentions == self._abstentions_before[qi]
+                     and tally.counts[grown[0]] - before.get(grown[0], 0) == self._window_size[qi])
+        if not unanimous:
+            self._open_window(qi)
+
+
+class AdaptiveAllocator(Allocator):
+    """Adaptive-Consistency (Aggarwal et al., 2023) with the Beta stopping criterion.
+
+    Samples each question one at a time (all questions in parallel) and stops it once the leader's confidence
+    ``P(Binomial(v1+v2+1, 1/2) <= v1)`` reaches ``threshold``, or at ``cap`` samples.
+    """
+
+    def __init__(self, threshold: float = 0.95, cap: int = 40) -> None:
+        _check(0.5 < threshold < 1.0, f"adaptive threshold must be in (0.5, 1), got {threshold}")
+        _check(cap >= 1, f"adaptive cap must be >= 1, got {cap}")
+        self.threshold = threshold
+        self.cap = cap
+
+    def _start(self) -> None:
+        order = list(range(len(self.tallies)))
+        self.rng.shuffle(order)
+        self._ready: deque[int] = deque(order)
+
+    def next_question(self) -> int | None:
+        while self._ready:
+            qi = self._ready.popleft()
+            if not self.closed[qi]:
+                return qi
+        return None
+
+    def _landed(self, qi: int) -> None:
+        tally = self.tallies[qi]
+        if tally.samples < self.cap and leader_confidence(tally.v1, tally.v2) < self.threshold:
+            self._ready.append(qi)
+
+
+# ---- uncertainty scores for the bandit: higher means "more worth another sample" ----
+
+def _beta_score(t: Tally) -> float:
+    """Posterior probability that the current leader is not the most likely answer."""
+    return 1.0 - leader_confidence(t.v1, t.v2)
+
+
+def _margin_score(t: Tally) -> float:
+    """One minus the normalised vote margin between the top two."""
+    return 1.0 - (t.v1 - t.v2) / (t.votes + 1)
+
+
+def _entropy_score(t: Tally) -> float:
+    """Shannon entropy of the smoothed vote shares, abstentions as one more outcome, normalised to [0, 1]."""
+    total = t.samples + 1
+    counts = [*t.counts.values(), t.abstentions, 1]
+    h = -sum(c / total * math.log(c / total) for c in counts if c)
+    return h / math.log(len(counts)) if len(counts) > 1 else 0.0
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _two_way(a: int, b: int) -> float:
+    """max(P(p_a > p_b), P(p_b > p_a)) under uniform priors: confidence in whichever of the two leads."""
+    return leader_confidence(a, b) if a >= b else leader_confidence(b, a)
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _voi(v1: int, v2: int, votes: int, samples: int) -> float:
+    r = (v1 + v2 + 1) / (samples + 2)  # chance the next sample lands in the top two (smoothed)
+    q = (v1 + 1) / (v1 + v2 + 2)  # given that, chance it goes to the leader
+    now = _two_way(v1, v2)
+    after = q * _two_way(v1 + 1, v2) + (1 - q) * _two_way(v1, v2 + 1)
+    return max(0.0, r * (after - now))
+
+
+def _voi_score(t: Tally) -> float:
+    """Value of information: expected one-step gain in the confidence that the leader is the top answer.
+
+    Our own design. Unlike ``beta``, it shrinks like 1/sqrt(n) on a question that stays split after many
+    samples, so hopeless questions stop absorbing the budget, and it accounts for abstentions (a question
+    whose samples rarely parse gains little from one more).
+    """
+    return _voi(t.v1, t.v2, t.votes, t.samples)
+
+
+SCORES: dict[str, Callable[[Tally], float]] = {
+    "beta": _beta_score,
+    "margin": _margin_score,
+    "entropy": _entropy_score,
+    "voi": _voi_score,
+}
+
+
+class BanditAllocator(Allocator):
+    """Bandit allocation across questions: DynScaling's scheduler.
+
+    Warm-up: every question gets ``k0`` samples, one round at a time in shuffled order (so a budget smaller
+    than the batch gives one sample to a fair random subset). Then the next sample goes to the question with the
+    highest priority ``score(tally) + c * sqrt(ln t / n_i)`` (UCB), from a heap. A question retires when its
+    leader's confidence reaches ``stop`` or it has ``cap`` samples; the engine stops when every question has
+    retired or the budget is spent.
+
+    ``ln t`` is refreshed whenever ``t`` has grown by a quarter (and the heap rebuilt): the bonus changes slowly
+    in ``t``, and this keeps each step ``O(log Q)`` instead of re-scoring every question.
+    """
+
+    def __init__(self, score: str = "beta", c: float = 0.0, k0: int = 2, stop: float = 0.95,
+                 cap: int | None = None, max_inflight: int = 1) -> None:
+        _check(score in SCORES, f"unknown bandit score {score!r}; expected one of {', '.join(SCORES)}")
+        _check(c >= 0, f"exploration bonus c must be >= 0, got {c}")
+        _check(k0 >= 1, f"k0 must be >= 1, got {k0}")
+        _check(0.5 < stop <= 1.0, f"stop threshold must be in (0.5, 1], got {stop}")
+        _check(cap is None or cap >= k0, f"cap must be >= k0 ({k0}), got {cap}")
+        _check(max_inflight >= 1, f"max_inflight must be >= 1, got {max_inflight}")
+        self.score_name = score
+        self.score = SCORES[score]
+        self.c = c
+        self.k0 = k0
+        self.stop = stop
+        self.cap = cap
+        self.max_inflight = max_inflight
+
+    def _start(self) -> None:
+        n = len(self.tallies)
+        self._warmup: list[int] = []
+        self._warm_round = 0
+        self._heap: list[tuple[float, int, int]] = []
+        self._version = [0] * n
+        self._t = 0
+        self._log_t = 0.0
+        self._refresh_at = 0
+
+    def _priority(self, qi: int) -> float:
+        tally = self.tallies[qi]
+        if self.c == 0.0:
+            return self.score(tally)
+        n = tally.samples + self.pending[qi]
+        return self.score(tally) + self.c * math.sqrt(self._log_t / max(n, 1))
+
+    def _retired(self, qi: int) -> bool:
+        tally = self.tallies[qi]
+        if self.closed[qi]:
+            return True
+        if self.cap is not None and tally.samples + self.pending[qi] >= self.cap:
+            return True
+        return tally.samples >= self.k0 and leader_confidence(tally.v1, tally.v2) >= self.stop
+
+    def _push(self, qi: int) -> None:
+        self._version[qi] += 1
+        if self.pending[qi] >= self.max_inflight or self._retired(qi):
+            return
+        heapq.heappush(self._heap, (-self._priority(qi), qi, self._version[qi]))
+
+    def _next_warmup(self) -> int | None:
+        n = len(self.tallies)
+        while True:
+            while self._warmup:
+                qi = self._warmup.pop()
+                if not self.closed[qi] and self.tallies[qi].samples + self.pending[qi] < self._warm_round:
+                    return qi
+            if self._warm_round >= self.k0:
+                return None
+            self._warm_round += 1
+            order = [qi for qi in range(n) if not self.closed[qi]]
+            self.rng.shuffle(order)
+            self._warmup = order
+            if not order:
+                return None
+
+    def next_question(self) -> int | None:
+        if self._warm_round < self.k0 or self._warmup:
+            qi = self._next_warmup()
+            if qi is not None:
+                return qi
+            if self.inflight:
+                return None  # the heap is built once every warm-up sample has landed
+        if self._t >= self._refresh_at:
+            self._rebuild()
+        heap = self._heap
+        version = self._version
+        while heap:
+            _, qi, v = heapq.heappop(heap)
+            if v != version[qi]:
+                continue
+            if self.closed[qi]:
+                continue
+            return qi
+        return None
+
+    def _rebuild(self) -> None:
+        self._log_t = math.log(max(self._t, 2))
+        self._refresh_at = max(self._t + 1, int(self._t * 1.25))
+        self._heap = []
+        for qi in range(len(self.tallies)):
+            self._version[qi] += 1
+            if self.pending[qi] < self.max_inflight and not self._retired(qi):
+                self._heap.append((-self._priority(qi), qi, self._version[qi]))
+        heapq.heapify(self._heap)
+
+    def dispatched(self, qi: int) -> None:
+        self.pending[qi] += 1
+        self.inflight += 1
+        if self.max_inflight > 1 and self._refresh_at:
+            self._push(qi)
+
+    def landed(self, qi: int) -> None:  # hot path: overrides the base method instead of calling through it
+        self.pending[qi] -= 1
+        self.inflight -= 1
+        self._t += 1
+        if self._refresh_at:  # after warm-up: re-score the question that changed
+            self._push(qi)
+
+    def _landed(self, qi: int) -> None:
+        self._t += 1
+        if self._refresh_at:
+            self._push(qi)
+
+    def describe(self) -> str:
+        return f"bandit(score={self.score_name}, c={self.c}, k0={self.k0}, stop={self.stop})"
+
+
+class OracleAllocator(Allocator):
+    """An evaluation-only upper bound on allocation: it knows which answer class is correct.
+
+    It never sees future samples, only which of the current answers is right. Each step it samples the question
+    that is currently wrong with the smallest deficit (leader's votes minus the correct answer's votes); it
+    leaves right questions alone, and stops when none is wrong or every wrong one is out of samples.
+    """
+
+    def __init__(self, is_correct: Callable[[int, int], bool] | None = None) -> None:
+        self.is_correct = is_correct
+
+    def bind(self, is_correct: Callable[[int, int], bool]) -> None:
+        self.is_correct = is_correct
+
+    def _start(self) -> None:
+        if self.is_correct is None:
+            raise ConfigError("the oracle allocator needs gold answers (evaluation only)")
+        order = list(range(len(self.tallies)))
+        self.rng.shuffle(order)
+        self._first: deque[int] = deque(order)
+        self._heap: list[tuple[int, int, int]] = []
+        self._version = [0] * len(self.tallies)
+
+    def _deficit(self, qi: int) -> int | None:
+        tally = self.tallies[qi]
+        assert self.is_correct is not None
+        if tally.leader is not None and self.is_correct(qi, tally.leader):
+            return None
+        right = max((v for c, v in tally.counts.items() if self.is_correct(qi, c)), default=0)
+        return tally.v1 - right
+
+    def next_question(self) -> int | None:
+        while self._first:
+            qi = self._first.popleft()
+            if not self.closed[qi]:
+                return qi
+        while self._heap:
+            _, qi, v = heapq.heappop(self._heap)
+            if v == self._version[qi] and not self.closed[qi]:
+                return qi
+        return None
+
+    def _landed(self, qi: int) -> None:
+        self._version[qi] += 1
+        deficit = self._deficit(qi)
+        if deficit is not None and self.pending[qi] == 0:
+            heapq.heappush(self._heap, (deficit, qi, self._version[qi]))

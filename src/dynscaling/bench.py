@@ -1,0 +1,137 @@
+"""Benchmarks on replay pools: strategies x budgets x seeds, with 95% intervals over seeds.
+
+Every point is measured, never assumed: each (pool, strategy, budget) is replayed once per seed (a seed fixes
+every question's sample order and every random choice), and the point reports the mean accuracy with a 95%
+Student-t interval over seeds, and the samples per question actually *spent* (strategies that stop early spend
+less than the budget). The interval covers the randomness of sample order, not the choice of questions.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from .budget import Budget
+from .drivers import replay
+from .errors import ConfigError
+from .pools import Pool
+from .strategies import Strategy, parse_strategy
+
+__all__ = ["BenchPoint", "headline", "mean_ci95", "run_bench"]
+
+# Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% Student-t interval (0 for a single value)."""
+    if not values:
+        raise ValueError("no values")
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, 0.0
+    df = len(values) - 1
+    t = _T975[df - 1] if df <= len(_T975) else 1.96
+    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
+
+
+@dataclass(frozen=True)
+class BenchPoint:
+    """One (pool, strategy, budget) point averaged over seeds."""
+
+    pool: str
+    strategy: str
+    budget: float
+    seeds: int
+    accuracy_mean: float
+    accuracy_ci95: float
+    samples_per_question: float
+    tokens_per_question: float
+    parse_rate: float
+    accuracies: list[float] = field(repr=False)
+
+    def to_dict(self) -> dict[str, object]:
+        record = asdict(self)
+        for key in ("accuracy_mean", "accuracy_ci95", "samples_per_question", "tokens_per_question", "parse_rate"):
+            record[key] = round(record[key], 6)
+        record["accuracies"] = [round(a, 6) for a in self.accuracies]
+        return record
+
+
+def _budgets_for(strategy: Strategy, budgets: Sequence[float]) -> list[float]:
+    return [1.0] if strategy.name == "single" else list(budgets)
+
+
+def run_bench(pools: Sequence[Pool], strategies: Iterable[Strategy | str], budgets: Sequence[float], seeds: int,
+              progress: Callable[[str], None] | None = None) -> list[BenchPoint]:
+    """Replay every strategy at every budget (samples per question) with ``seeds`` seeds on every pool."""
+    parsed = [parse_strategy(s) for s in strategies]
+    if seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {seeds}")
+    if not budgets or any(b <= 0 for b in budgets):
+        raise ConfigError(f"budgets must be positive samples per question, got {list(budgets)}")
+    refused = [s.label for s in parsed if s.needs_live_model]
+    if refused:
+        raise ConfigError(f"{', '.join(refused)} need a live model (they show the model its earlier answers); "
+                          "replay pools serve recorded independent samples only")
+    points: list[BenchPoint] = []
+    for pool in pools:
+        questions = len(pool.entries)
+        for strategy in parsed:
+            for budget in _budgets_for(strategy, budgets):
+                if progress:
+                    progress(f"{pool.name}: {strategy.label} at {budget:g} samples/question")
+                total = Budget(samples=max(1, round(budget * questions)))
+                accuracies, spent, tokens, parse = [], [], [], []
+                for seed in range(seeds):
+                    result = replay(pool, strategy, total, seed=seed)
+                    accuracies.append(result.accuracy or 0.0)
+                    spent.append(result.samples / questions)
+                    tokens.append(result.usage.total_tokens / questions)
+                    parse.append(result.parse_rate)
+                mean, ci = mean_ci95(accuracies)
+                points.append(BenchPoint(pool.name, strategy.label, budget, seeds, mean, ci,
+                                         statistics.fmean(spent), statistics.fmean(tokens), statistics.fmean(parse),
+                                         accuracies))
+    return points
+
+
+@dataclass(frozen=True)
+class Headline:
+    """Samples per question a strategy needs to come within ``tolerance`` of self-consistency on the whole pool."""
+
+    pool: str
+    strategy: str
+    target: float
+    samples_per_question: float | None
+    pool_samples: float
+
+    @property
+    def fraction_of_pool(self) -> float | None:
+        if self.samples_per_question is None:
+            return None
+        return self.samples_per_question / self.pool_samples
+
+
+def headline(points: Sequence[BenchPoint], pools: Sequence[Pool], tolerance: float = 0.005) -> list[Headline]:
+    """For every pool and strategy: the fewest samples per question spent whose mean accuracy reaches
+    self-consistency's full-pool accuracy minus ``tolerance`` (None when no measured budget reaches it).
+
+    Self-consistency's full-pool accuracy is measured here, over the same seeds (ties break by sample order).
+    """
+    found: list[Headline] = []
+    for pool in pools:
+        full = run_bench([pool], ["sc"], [float(pool.max_samples)], seeds=max(p.seeds for p in points))[0]
+        target = full.accuracy_mean - tolerance
+        by_strategy: dict[str, list[BenchPoint]] = {}
+        for point in points:
+            if point.pool == pool.name:
+                by_strategy.setdefault(point.strategy, []).append(point)
+        for strategy, series in by_strategy.items():
+            reached = [p.samples_per_question for p in series if p.accuracy_mean >= target]
+            found.append(Headline(pool.name, strategy, full.accuracy_mean,
+                                  min(reached) if reached else None, pool.samples_per_question))
+    return found

@@ -1,0 +1,206 @@
+"""Samplers: how one more sample of a question is asked for (the messages sent to the model).
+
+- ``ParallelSampler``: the question alone; samples are independent.
+- ``IntegratedSampler``: DynScaling's integrated parallel-sequential sampling. The first ``k0`` samples are
+  independent; every later one sees a *synthetic chain*: ``m`` of the question's earlier answers, preferring
+  different final answers, in random order, shown as the model's own previous attempts in a multi-turn history,
+  then a request for a fresh, complete solution. The chain is cut to a token limit by dropping the longest
+  attempts first.
+- ``SequentialSampler``: sequential revision; each sample sees only the previous one.
+
+All wording lives in ``Prompts``, a frozen dataclass a user can replace field by field.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .types import Question
+
+__all__ = [
+    "Attempt",
+    "IntegratedSampler",
+    "Message",
+    "ParallelSampler",
+    "Prompts",
+    "Sampler",
+    "SequentialSampler",
+    "estimate_tokens",
+]
+
+Message = dict[str, str]
+
+_FORMAT_HINTS = {
+    "latex": "Reason step by step, and put your final answer within \\boxed{}.",
+    "number": "Reason step by step, and end with a line 'The answer is N.' where N is a number.",
+    "date": "Reason step by step, and end with a line 'The answer is MM/DD/YYYY.'",
+    "choice": "Reason step by step, and end with a line 'The answer is (X).' where X is the letter of your choice.",
+    "text": "Reason step by step, and end with a line 'The answer is ...' giving your final answer.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Prompts:
+    """Every piece of wording a sampler uses.
+
+    Attributes:
+        system: an optional system message, sent first when not empty.
+        question: template for the user turn; ``{question}`` and ``{format_hint}`` are filled in.
+        format_hints: per answer type, how the model should state its final answer.
+        reconsider: the user turn after each earlier attempt in a chain.
+        fresh_solution: the final user turn of a chain: asks for a new, complete solution.
+        revise: the final user turn of sequential revision.
+    """
+
+    system: str = ""
+    question: str = "{question}\n\n{format_hint}"
+    format_hints: tuple[tuple[str, str], ...] = tuple(_FORMAT_HINTS.items())
+    reconsider: str = "Please reconsider the problem carefully and solve it again."
+    fresh_solution: str = (
+        "Your previous attempts are above; they may contain mistakes, and they may disagree. Write a fresh, "
+        "complete solution from the start, checking each step, and end with your final answer in the same "
+        "format as before.")
+    revise: str = (
+        "Review your previous solution above for mistakes. Then write a complete, corrected solution and end with "
+        "your final answer in the same format as before.")
+
+    def user_question(self, question: Question) -> str:
+        hints = dict(self.format_hints)
+        return self.question.format(question=question.text, format_hint=hints.get(question.answer_type, ""))
+
+    def opening(self, question: Question) -> list[Message]:
+        messages: list[Message] = [{"role": "system", "content": self.system}] if self.system else []
+        messages.append({"role": "user", "content": self.user_question(question)})
+        return messages
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """An earlier sample of the question, as a sampler sees it."""
+
+    text: str
+    answer_class: int | None
+
+
+def estimate_tokens(text: str) -> int:
+    """A deliberately high token estimate (3 characters per token) for chain limits and budget reservations."""
+    return len(text) // 3 + 1
+
+
+class Sampler(ABC):
+    """Builds the messages for one more sample of a question, from its earlier attempts."""
+
+    #: True when the sampler must show the model earlier outputs, so recorded (replay) samples cannot stand in.
+    needs_live_model: bool = False
+    name: str = "sampler"
+
+    def __init__(self, prompts: Prompts | None = None) -> None:
+        self.prompts = prompts or Prompts()
+
+    @abstractmethod
+    def messages(self, question: Question, attempts: Sequence[Attempt], rng: random.Random) -> list[Message]:
+        """The chat messages for the next sample, given every earlier attempt in the order they arrived."""
+
+
+class ParallelSampler(Sampler):
+    """Independent samples: the question alone, every time."""
+
+    name = "parallel"
+
+    def messages(self, question: Question, attempts: Sequence[Attempt], rng: random.Random) -> list[Message]:
+        return self.prompts.opening(question)
+
+
+def _as_history(opening: list[Message], shown: Sequence[Attempt], reconsider: str, closing: str) -> list[Message]:
+    messages = list(opening)
+    for i, attempt in enumerate(shown):
+        messages.append({"role": "assistant", "content": attempt.text})
+        messages.append({"role": "user", "content": closing if i == len(shown) - 1 else reconsider})
+    return messages
+
+
+class IntegratedSampler(Sampler):
+    """Integrated parallel-sequential sampling with synthetic chains (see the module docstring).
+
+    Args:
+        k0: independent samples before chains start (>= 1).
+        m: earlier attempts shown in each chain (>= 1).
+        max_chain_tokens: the earlier attempts together must fit this many tokens (estimated); the longest are
+            dropped first. With none left the sample is an independent one.
+        prompts: the wording.
+        count_tokens: how to count a text's tokens (default: ``estimate_tokens``).
+    """
+
+    needs_live_model = True
+    name = "integrated"
+
+    def __init__(self, k0: int = 2, m: int = 2, max_chain_tokens: int = 6000, prompts: Prompts | None = None,
+                 count_tokens: Callable[[str], int] = estimate_tokens) -> None:
+        super().__init__(prompts)
+        if k0 < 1:
+            raise ConfigError(f"k0 must be >= 1, got {k0}")
+        if m < 1:
+            raise ConfigError(f"m must be >= 1, got {m}")
+        if max_chain_tokens < 0:
+            raise ConfigError(f"max_chain_tokens must be >= 0, got {max_chain_tokens}")
+        self.k0 = k0
+        self.m = m
+        self.max_chain_tokens = max_chain_tokens
+        self.count_tokens = count_tokens
+
+    def choose(self, attempts: Sequence[Attempt], rng: random.Random) -> list[Attempt]:
+        """Pick up to ``m`` attempts, one per distinct answer first, then fit the token limit, then shuffle."""
+        usable = [a for a in attempts if a.text]
+        by_class: dict[int | None, list[Attempt]] = {}
+        for attempt in usable:
+            by_class.setdefault(attempt.answer_class, []).append(attempt)
+        # Answered classes first (in random order), abstentions last: differing answers carry different lines
+        # of reasoning, which is the point of the chain.
+        classes = [c for c in by_class if c is not None]
+        rng.shuffle(classes)
+        if None in by_class:
+            classes.append(None)
+        chosen: list[Attempt] = []
+        pools = {c: rng.sample(by_class[c], len(by_class[c])) for c in classes}
+        while len(chosen) < self.m and any(pools.values()):
+            for c in classes:
+                if pools[c] and len(chosen) < self.m:
+                    chosen.append(pools[c].pop())
+        sizes = [self.count_tokens(a.text) for a in chosen]
+        while chosen and sum(sizes) > self.max_chain_tokens:
+            longest = max(range(len(chosen)), key=lambda i: sizes[i])
+            del chosen[longest]
+            del sizes[longest]
+        rng.shuffle(chosen)
+        return chosen
+
+    def messages(self, question: Question, attempts: Sequence[Attempt], rng: random.Random) -> list[Message]:
+        opening = self.prompts.opening(question)
+        if len(attempts) < self.k0:
+            return opening
+        shown = self.choose(attempts, rng)
+        return _as_history(opening, shown, self.prompts.reconsider, self.prompts.fresh_solution)
+
+
+class SequentialSampler(Sampler):
+    """Sequential revision: each sample sees only the one before it."""
+
+    needs_live_model = True
+    name = "sequential"
+
+    def __init__(self, max_chain_tokens: int = 6000, prompts: Prompts | None = None,
+                 count_tokens: Callable[[str], int] = estimate_tokens) -> None:
+        super().__init__(prompts)
+        self.max_chain_tokens = max_chain_tokens
+        self.count_tokens = count_tokens
+
+    def messages(self, question: Question, attempts: Sequence[Attempt], rng: random.Random) -> list[Message]:
+        opening = self.prompts.opening(question)
+        if not attempts or not attempts[-1].text or self.count_tokens(attempts[-1].text) > self.max_chain_tokens:
+            return opening
+        return _as_history(opening, [attempts[-1]], self.prompts.reconsider, self.prompts.revise)
+
