@@ -280,7 +280,7 @@ class BanditAllocator(Allocator):
     in ``t``, and this keeps each step ``O(log Q)`` instead of re-scoring every question.
     """
 
-    def __init__(self, score: str = "beta", c: float = 0.0, k0: int = 2, stop: float = 0.95,
+    def __init__(self, score: str = "beta", c: float = 0.3, k0: int = 2, stop: float = 0.95,
                  cap: int | None = None, max_inflight: int = 1) -> None:
         _check(score in SCORES, f"unknown bandit score {score!r}; expected one of {', '.join(SCORES)}")
         _check(c >= 0, f"exploration bonus c must be >= 0, got {c}")

@@ -142,10 +142,11 @@ class Engine:
     def deliver(self, request: SampleRequest, sample: Sample) -> None:
         """A sample came back: extract its answer (if the backend did not) and count it."""
         answer = sample.answer
-        if answer is None and sample.text:
+        truncated = sample.finish_reason == "length"  # cut off mid-way: its last number is not its answer
+        if answer is None and sample.text and not truncated:
             answer = extract_answer(sample.text, request.question.answer_type)
         cls = self.clusterers[request.question_index].assign(answer)
-        if self.sampler.needs_live_model and sample.text:
+        if self.sampler.needs_live_model and sample.text and not truncated:
             self.attempts[request.question_index].append(Attempt(sample.text, cls))
         self.deliver_class(request, cls, sample.usage)
 
@@ -166,7 +167,7 @@ class Engine:
         self.failure_kinds[error.kind] += 1
         if error.kind == "exhausted":
             self.allocator.close(qi)
-        else:
+        elif error.kind != "cancelled":  # an interrupted run says nothing about the question
             self.failures[qi] += 1
             if self.failures[qi] >= self.max_failures:
                 logger.warning("closing question %s after %d failures: %s", request.question.id,

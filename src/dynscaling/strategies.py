@@ -37,7 +37,7 @@ __all__ = ["STRATEGIES", "Strategy", "parse_strategy"]
 
 ParamValue = int | float | str | None
 
-_BANDIT = {"score": "beta", "c": 0.0, "k0": 2, "stop": 0.95, "cap": None, "max_inflight": 1}
+_BANDIT = {"score": "beta", "c": 0.3, "k0": 2, "stop": 0.95, "cap": None, "max_inflight": 1}
 _CHAIN = {"m": 2, "max_chain_tokens": 6000}
 
 

@@ -26,7 +26,8 @@ class ReplayBackend:
         sizes = np.fromiter((len(e.classes) for e in pool.entries), dtype=np.int64, count=len(pool.entries))
         keys = rng.random((len(sizes), int(sizes.max())))
         keys[np.arange(keys.shape[1])[None, :] >= sizes[:, None]] = np.inf
-        self._order: list[list[int]] = [row[:size].tolist() for row, size in zip(np.argsort(keys, axis=1), sizes)]
+        orders = np.argsort(keys, axis=1)
+        self._order: list[list[int]] = [row[:size].tolist() for row, size in zip(orders, sizes, strict=True)]
         self._next = [0] * len(sizes)
         self.served = 0
 

@@ -1,0 +1,101 @@
+"""Solving a batch against a live backend: the engine, the async driver and the journal put together.
+
+Used by ``dynscaling solve`` and the server's batch endpoint; neither knows about the other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .budget import Budget
+from .drivers import AsyncBackend, Progress, arun
+from .engine import CostEstimate, Engine
+from .errors import ConfigError
+from .journal import Journal
+from .samplers import Message, estimate_tokens
+from .strategies import Strategy, parse_strategy
+from .types import Question, RunResult
+
+__all__ = ["SolveConfig", "asolve", "worst_case_cost", "write_results"]
+
+
+@dataclass(frozen=True)
+class SolveConfig:
+    """Everything that decides which samples a run asks for (and so keys the journal), plus the budget.
+
+    Attributes:
+        strategy: the strategy spec.
+        budget: caps for the batch.
+        seed: seeds the engine's choices and each request's ``seed``.
+        concurrency: requests in flight at most.
+        backend_identity: what makes a sample what it is at the backend: base URL, model, sampling parameters.
+            Never the API key.
+        max_tokens: the completion cap per request, needed to reserve a token or money budget safely.
+        price_input / price_output: USD per million tokens, for money budgets and the bill.
+    """
+
+    strategy: Strategy | str
+    budget: Budget
+    seed: int = 0
+    concurrency: int = 8
+    backend_identity: Mapping[str, Any] | None = None
+    max_tokens: int | None = None
+    price_input: float = 0.0
+    price_output: float = 0.0
+
+
+def worst_case_cost(max_tokens: int | None, price_input: float, price_output: float,
+                    budget: Budget) -> CostEstimate | None:
+    """The reservation for one request: its prompt (estimated high) plus ``max_tokens`` of completion."""
+    if budget.tokens is None and budget.usd is None:
+        return None
+    if max_tokens is None:
+        raise ConfigError("a token or money budget needs --max-tokens, so that the worst case of a request is known "
+                          "before it is sent")
+
+    def estimate(question: Question, messages: list[Message] | None) -> tuple[int, float]:
+        prompt = sum(estimate_tokens(m.get("content") or "") + 4 for m in messages or [])
+        usd = (prompt * price_input + max_tokens * price_output) / 1e6
+        return prompt + max_tokens, usd
+
+    return estimate
+
+
+async def asolve(questions: Sequence[Question], backend: AsyncBackend, config: SolveConfig, *,
+                 journal_path: str | Path | None = None, fresh: bool = False,
+                 on_progress: Callable[[Progress], None] | None = None) -> RunResult:
+    """Answer ``questions`` with ``backend`` under ``config``; with a journal, resume whatever was paid for."""
+    strategy = parse_strategy(config.strategy)
+    estimate = worst_case_cost(config.max_tokens, config.price_input, config.price_output, config.budget)
+    kwargs: dict[str, Any] = {} if estimate is None else {"estimate_cost": estimate}
+    engine = Engine(questions, strategy, config.budget, seed=config.seed, **kwargs)
+    if journal_path is None:
+        return await arun(engine, backend, concurrency=config.concurrency, seed=config.seed, on_progress=on_progress)
+    with Journal(journal_path) as journal:
+        log = journal.open_run(
+            sample_key={"backend": dict(config.backend_identity or {}), "seed": config.seed},
+            run_key={"strategy": strategy.label, "questions": [[q.id, q.text, q.answer_type] for q in questions]},
+            fresh=fresh)
+        return await arun(engine, backend, concurrency=config.concurrency, log=log, seed=config.seed,
+                          on_progress=on_progress)
+
+
+def write_results(path: str | Path, result: RunResult) -> None:
+    """Write one JSON line per question, atomically: a killed run never leaves a half-written file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            for r in result.results:
+                out.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
