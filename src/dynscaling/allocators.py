@@ -322,10 +322,21 @@ class BanditAllocator(Allocator):
         return tally.samples >= self.k0 and leader_confidence(tally.v1, tally.v2) >= self.stop
 
     def _push(self, qi: int) -> None:
+        """Re-score ``qi`` and put it back in the heap unless it is retired (hot path: kept inline)."""
         self._version[qi] += 1
-        if self.pending[qi] >= self.max_inflight or self._retired(qi):
+        pending = self.pending[qi]
+        if pending >= self.max_inflight or self.closed[qi]:
             return
-        heapq.heappush(self._heap, (-self._priority(qi), qi, self._version[qi]))
+        tally = self.tallies[qi]
+        n = tally.samples + pending
+        if self.cap is not None and n >= self.cap:
+            return
+        if tally.samples >= self.k0 and leader_confidence(tally.v1, tally.v2) >= self.stop:
+            return
+        priority = self.score(tally)
+        if self.c:
+            priority += self.c * math.sqrt(self._log_t / (n or 1))
+        heapq.heappush(self._heap, (-priority, qi, self._version[qi]))
 
     def _next_warmup(self) -> int | None:
         n = len(self.tallies)

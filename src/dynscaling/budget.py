@@ -104,6 +104,23 @@ class Ledger:
         self.spent_tokens += usage.prompt_tokens + usage.completion_tokens
         self.spent_usd += usage.cost_usd
 
+    def charge(self, usage: Usage) -> bool:
+        """Reserve and settle in one step, for a synchronous source whose cost is known on the spot (replay).
+
+        Returns False, charging nothing, when the sample does not fit."""
+        if self.spent_samples + self.reserved_samples + 1 > self._max_samples:
+            return False
+        b = self.budget
+        tokens = usage.prompt_tokens + usage.completion_tokens
+        if b.tokens is not None and self.spent_tokens + self.reserved_tokens + tokens > b.tokens:
+            return False
+        if b.usd is not None and self.spent_usd + self.reserved_usd + usage.cost_usd > b.usd + 1e-12:
+            return False
+        self.spent_samples += 1
+        self.spent_tokens += tokens
+        self.spent_usd += usage.cost_usd
+        return True
+
     @property
     def exhausted(self) -> bool:
         """True when not even a zero-cost sample fits any more."""

@@ -161,16 +161,18 @@ class Engine:
 
     def fail(self, request: SampleRequest, error: BackendError) -> None:
         """A request ended without a sample. Nothing was spent; a question that keeps failing is closed."""
-        qi = request.question_index
         self.inflight -= 1
         self.ledger.release(request.reservation)
+        self._failed(request.question_index, error)
+
+    def _failed(self, qi: int, error: BackendError) -> None:
         self.failure_kinds[error.kind] += 1
         if error.kind == "exhausted":
             self.allocator.close(qi)
         elif error.kind != "cancelled":  # an interrupted run says nothing about the question
             self.failures[qi] += 1
             if self.failures[qi] >= self.max_failures:
-                logger.warning("closing question %s after %d failures: %s", request.question.id,
+                logger.warning("closing question %s after %d failures: %s", self.questions[qi].id,
                                self.failures[qi], error)
                 self.allocator.close(qi)
         self.allocator.abandoned(qi)
@@ -203,16 +205,14 @@ class Engine:
         tallies = self.tallies
         costs = self._costs
         requested = self.requested
-        reserve = ledger.reserve
-        settle = ledger.settle
+        charge = ledger.charge
         dispatched = allocator.dispatched
         landed = allocator.landed
         while True:
             qi = self._held if self._held is not None else allocator.next_question()
             if qi is None:
                 return
-            reservation = reserve()
-            if reservation is None:
+            if not ledger.can_reserve():
                 self._held = qi
                 return
             self._held = None
@@ -221,10 +221,11 @@ class Engine:
             try:
                 cls, usage = draw(qi)
             except BackendError as error:
-                self.inflight += 1
-                self.fail(SampleRequest(qi, self.questions[qi], requested[qi] - 1, None, reservation), error)
+                self._failed(qi, error)
                 continue
-            settle(reservation, usage)
+            if not charge(usage):  # over a token or money cap: the run ends here, as a live run would
+                allocator.abandoned(qi)
+                return
             costs[qi].append(usage)
             tallies[qi].add(cls)
             landed(qi)
@@ -249,16 +250,12 @@ class Engine:
         )
 
     def result(self) -> RunResult:
+        results = tuple(self.question_result(qi) for qi in range(len(self.questions)))
         total = Usage()
-        for costs in self._costs:
-            for usage in costs:
-                total.add(usage)
-        return RunResult(
-            results=tuple(self.question_result(qi) for qi in range(len(self.questions))),
-            samples=self.ledger.spent_samples,
-            usage=total,
-            failures=dict(self.failure_kinds),
-        )
+        for r in results:
+            total.add(r.usage)
+        return RunResult(results=results, samples=self.ledger.spent_samples, usage=total,
+                         failures=dict(self.failure_kinds))
 
 
 @lru_cache(maxsize=1 << 18)

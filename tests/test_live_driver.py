@@ -1,0 +1,190 @@
+"""The asyncio driver and the journal, against an in-process fake model (no network: the HTTP path is tested
+against the replay server in test_replay_server.py / test_solve.py).
+
+The fake answers deterministically from the request's seed, so an interrupted-and-resumed run can be compared
+with an uninterrupted one sample for sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+
+import pytest
+
+from dynscaling import BackendError, Budget, Engine, Question, Sample, Usage
+from dynscaling.drivers import arun
+from dynscaling.journal import Journal, stable_hash
+
+
+def make_questions(n: int) -> list[Question]:
+    return [Question(id=f"q{i}", text=f"Question {i}: what is {i} + {i}?", answer_type="number", gold=str(2 * i))
+            for i in range(n)]
+
+
+class SeededModel:
+    """Answers right with probability 0.6 (else a near miss), decided by the request seed alone."""
+
+    def __init__(self, *, delay: float = 0.0, fail_rate: float = 0.0, slow_question: str | None = None) -> None:
+        self.delay = delay
+        self.fail_rate = fail_rate
+        self.slow_question = slow_question
+        self.served = 0
+        self.calls = 0
+        self.inflight = 0
+        self.max_inflight = 0
+        self.completed_while_slow = 0
+        self._slow_pending = False
+
+    async def agenerate(self, messages: list[dict[str, str]], n: int = 1, *, seed: int | None = None) -> list[Sample]:
+        self.calls += 1
+        self.inflight += 1
+        self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            question = messages[0]["content"]
+            number = int(question.split(":")[0].split()[-1])
+            rng = random.Random(seed)
+            if question.startswith(f"Question {self.slow_question}:") if self.slow_question else False:
+                self._slow_pending = True
+                await asyncio.sleep(0.3)
+                self._slow_pending = False
+            else:
+                await asyncio.sleep(self.delay * rng.random())
+                if self._slow_pending:
+                    self.completed_while_slow += 1
+            if rng.random() < self.fail_rate:
+                raise BackendError("injected 503", retryable=True, kind="server_error")
+            answer = 2 * number if rng.random() < 0.6 else 2 * number + rng.choice([-1, 1, 2])
+            self.served += 1
+            return [Sample(f"Let me add. The answer is {answer}.", None, Usage(12, 8), "stop")]
+        finally:
+            self.inflight -= 1
+
+
+def run(engine: Engine, model: SeededModel, **kwargs: object):  # noqa: ANN201
+    return asyncio.run(arun(engine, model, **kwargs))  # type: ignore[arg-type]
+
+
+class TestConcurrency:
+    def test_never_more_requests_in_flight_than_the_limit(self) -> None:
+        model = SeededModel(delay=0.002)
+        engine = Engine(make_questions(40), "sc", Budget(samples=160))
+        result = run(engine, model, concurrency=5)
+        assert model.max_inflight == 5
+        assert result.samples == 160
+
+    def test_a_slow_request_does_not_hold_back_the_others(self) -> None:
+        model = SeededModel(delay=0.001, slow_question="3")
+        engine = Engine(make_questions(30), "sc", Budget(samples=90))
+        run(engine, model, concurrency=4)
+        # Barrier-free: while question 3's requests hang, the other slots keep turning over.
+        assert model.completed_while_slow > 20
+
+
+class TestBudget:
+    @pytest.mark.parametrize("strategy", ["sc", "dynscaling", "dynscaling-parallel", "esc", "adaptive"])
+    def test_spend_never_exceeds_the_budget_even_with_failures(self, strategy: str) -> None:
+        model = SeededModel(delay=0.001, fail_rate=0.2)
+        engine = Engine(make_questions(25), strategy, Budget(samples=70))
+        result = run(engine, model, concurrency=8)
+        assert result.samples <= 70
+        assert model.served == result.samples  # every sample served was counted, nothing else was
+        assert result.failures.get("server_error", 0) == model.calls - model.served
+
+    def test_token_budget_reserves_before_sending(self) -> None:
+        from dynscaling.solve import worst_case_cost
+
+        budget = Budget(tokens=500)
+        estimate = worst_case_cost(16, 0.0, 0.0, budget)
+        assert estimate is not None
+        engine = Engine(make_questions(20), "sc", budget, estimate_cost=estimate)
+        result = run(engine, SeededModel(), concurrency=8)
+        assert engine.ledger.spent_tokens == result.usage.total_tokens <= 500
+        worst, _ = estimate(engine.questions[0], engine.sampler.messages(engine.questions[0], [], engine.rng))
+        assert worst > 20  # the reservation is the worst case (prompt estimate + max_tokens), above the real 20
+        # It stops only once no further worst case fits next to what was actually spent.
+        assert 500 - result.usage.total_tokens < worst
+
+
+class TestJournal:
+    def test_a_blank_database_gets_every_migration(self, tmp_path) -> None:  # noqa: ANN001
+        with Journal(tmp_path / "j.sqlite") as journal:
+            assert journal.migrations() == ["m001_initial"]
+        with Journal(tmp_path / "j.sqlite") as journal:  # migrating twice is a no-op
+            assert journal.migrations() == ["m001_initial"]
+
+    def test_samples_with_the_same_prompt_are_kept_apart_by_index(self, tmp_path) -> None:  # noqa: ANN001
+        engine = Engine(make_questions(3), "sc", Budget(samples=12))
+        with Journal(tmp_path / "j.sqlite") as journal:
+            log = journal.open_run(sample_key={"model": "m"}, run_key={"strategy": "sc"})
+            run(engine, SeededModel(), concurrency=4, log=log)
+        rows = sqlite3.connect(tmp_path / "j.sqlite").execute(
+            "SELECT question_id, sample_index, messages_hash FROM samples").fetchall()
+        assert len(rows) == 12
+        assert len({(q, i) for q, i, _ in rows}) == 12
+        assert len({h for _, _, h in rows}) == 3  # 4 samples per question share one prompt, yet all are kept
+
+    def test_the_api_key_is_not_part_of_any_hash_input(self) -> None:
+        assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1})
+        assert stable_hash({"a": 1}).startswith("sha256:")
+
+
+class TestResume:
+    @pytest.mark.parametrize("strategy", ["sc", "dynscaling-parallel", "dynscaling", "adaptive"])
+    def test_an_interrupted_run_resumes_paying_only_for_what_was_in_flight(
+            self, tmp_path, strategy: str) -> None:  # noqa: ANN001
+        questions = make_questions(30)
+        budget = Budget(samples=120)
+        reference_model = SeededModel(delay=0.001)
+        reference = run(Engine(questions, strategy, budget, seed=5), reference_model, concurrency=6, seed=5)
+
+        journal = Journal(tmp_path / "j.sqlite")
+        model = SeededModel(delay=0.001)
+
+        async def interrupted() -> int:
+            engine = Engine(questions, strategy, budget, seed=5)
+            log = journal.open_run(sample_key={"m": 1}, run_key={"s": strategy})
+            task = asyncio.ensure_future(arun(engine, model, concurrency=6, log=log, seed=5))
+            while model.served < reference_model.served // 2:
+                await asyncio.sleep(0.0005)
+            in_flight = engine.inflight  # sent, and not yet journaled (some may have been served already)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return in_flight
+
+        in_flight = asyncio.run(interrupted())
+        served_before = model.served
+        engine = Engine(questions, strategy, budget, seed=5)
+        log = journal.open_run(sample_key={"m": 1}, run_key={"s": strategy})
+        resumed = run(engine, model, concurrency=6, log=log, seed=5)
+        journal.close()
+        assert model.served - reference_model.served <= in_flight
+        assert served_before < model.served
+        assert resumed.samples == reference.samples
+        if strategy in ("sc", "adaptive"):
+            # Their decisions do not depend on arrival timing, so the answers match the uninterrupted run's
+            # exactly. The bandit's do (it allocates by the tallies at each moment), so only the cost bound holds.
+            assert [r.to_dict() for r in resumed.results] == [r.to_dict() for r in reference.results]
+
+    def test_a_larger_budget_reuses_the_samples_already_paid_for(self, tmp_path) -> None:  # noqa: ANN001
+        questions = make_questions(20)
+        model = SeededModel()
+        with Journal(tmp_path / "j.sqlite") as journal:
+            for per_question in (2, 4):
+                engine = Engine(questions, "sc", Budget(samples=per_question * 20), seed=1)
+                log = journal.open_run(sample_key={"m": 1}, run_key={"s": "sc"})
+                result = run(engine, model, concurrency=4, log=log, seed=1)
+                assert result.samples == per_question * 20
+        assert model.served == 80  # 40 for the first run, then only the 40 new ones
+
+    def test_fresh_starts_over(self, tmp_path) -> None:  # noqa: ANN001
+        questions = make_questions(5)
+        model = SeededModel()
+        with Journal(tmp_path / "j.sqlite") as journal:
+            for fresh in (False, True):
+                engine = Engine(questions, "sc", Budget(samples=10))
+                log = journal.open_run(sample_key={"m": 1}, run_key={"s": "sc"}, fresh=fresh)
+                run(engine, model, concurrency=2, log=log)
+        assert model.served == 20
