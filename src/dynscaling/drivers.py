@@ -96,7 +96,8 @@ class _LiveRun:
         self.log = log
         self.seed = seed
         self.on_progress = on_progress
-        self.tasks: dict[asyncio.Task[list[Sample]], tuple[SampleRequest, str]] = {}
+        self.tasks: dict[asyncio.Task[list[Sample]], list[tuple[SampleRequest, str]]] = {}
+        self.inflight = 0  # requests (samples) sent and not yet landed
         self.reused = 0
         self.failures = 0
         # issued by the engine and not yet sent, with whether the journal already holds their request event
@@ -150,41 +151,66 @@ class _LiveRun:
         hint = getattr(self.backend, "suggested_concurrency", None)
         return max(1, min(self.concurrency, hint)) if isinstance(hint, int) else self.concurrency
 
-    def _launch(self, request: SampleRequest, *, logged: bool) -> None:
-        digest = _messages_hash(request)
-        if self.log is not None:
-            if not logged:
-                self.log.record_request(request.question.id, request.sample_index, digest)
-            cached = self.log.lookup(request.question.id, request.sample_index, digest)
-            if cached is not None:  # paid for by an earlier run: never pay twice
-                self.engine.deliver(request, cached)
-                self.log.record_result(request.question.id, request.sample_index, digest, cached, None, new=False)
-                self.reused += 1
-                self._report()
-                return
-        assert request.messages is not None
-        seed = sample_seed(self.seed, request.question.id, request.sample_index)
-        task = asyncio.ensure_future(self.backend.agenerate(request.messages, 1, seed=seed))
-        self.tasks[task] = (request, digest)
+    def _take(self, free: int) -> list[tuple[SampleRequest, bool]]:
+        """Up to ``free`` requests: first those left over from a resume, then new ones from the engine."""
+        taken: list[tuple[SampleRequest, bool]] = []
+        while len(taken) < free:
+            if self.ready:
+                taken.append(self.ready.pop(0))
+                continue
+            request = self.engine.next_request()
+            if request is None:
+                break
+            taken.append((request, False))
+        return taken
+
+    def _dispatch(self, batch: list[tuple[SampleRequest, bool]]) -> None:
+        """Serve what the journal holds; send the rest, one request with ``n`` choices per group of requests
+        for the same messages (one prefill for several samples)."""
+        groups: dict[tuple[str, str], list[tuple[SampleRequest, str]]] = {}
+        for request, logged in batch:
+            digest = _messages_hash(request)
+            if self.log is not None:
+                if not logged:
+                    self.log.record_request(request.question.id, request.sample_index, digest)
+                cached = self.log.lookup(request.question.id, request.sample_index, digest)
+                if cached is not None:  # paid for by an earlier run: never pay twice
+                    self.engine.deliver(request, cached)
+                    self.log.record_result(request.question.id, request.sample_index, digest, cached, None,
+                                           new=False)
+                    self.reused += 1
+                    self._report()
+                    continue
+            groups.setdefault((request.question.id, digest), []).append((request, digest))
+        for members in groups.values():
+            first = members[0][0]
+            assert first.messages is not None
+            seed = sample_seed(self.seed, first.question.id, first.sample_index)
+            task = asyncio.ensure_future(self.backend.agenerate(first.messages, len(members), seed=seed))
+            self.tasks[task] = members
+            self.inflight += len(members)
 
     def _land(self, task: asyncio.Task[list[Sample]]) -> None:
-        request, digest = self.tasks.pop(task)
+        members = self.tasks.pop(task)
+        self.inflight -= len(members)
         error = task.exception()
-        if error is None:
-            samples = task.result()
-            if not samples:
-                error = BackendError("the backend returned no choices", retryable=True, kind="empty_response")
-        if error is not None:
-            if not isinstance(error, BackendError):
-                error = BackendError(f"{type(error).__name__}: {error}", kind="error")
-            self.failures += 1
-            self.engine.fail(request, error)
-            if self.log is not None:
-                self.log.record_failure(request.question.id, request.sample_index, digest, error.kind)
-            level = logging.DEBUG if error.kind == "exhausted" else logging.WARNING
-            logger.log(level, "sample %s#%d failed: %s", request.question.id, request.sample_index, error)
-        else:
-            sample = samples[0]
+        samples: list[Sample] = [] if error is not None else list(task.result())
+        for position, (request, digest) in enumerate(members):
+            failure = error
+            if failure is None and position >= len(samples):
+                failure = BackendError(f"the backend returned {len(samples)} choices of {len(members)} asked",
+                                       retryable=True, kind="fewer_choices")
+            if failure is not None:
+                if not isinstance(failure, BackendError):
+                    failure = BackendError(f"{type(failure).__name__}: {failure}", kind="error")
+                self.failures += 1
+                self.engine.fail(request, failure)
+                if self.log is not None:
+                    self.log.record_failure(request.question.id, request.sample_index, digest, failure.kind)
+                level = logging.DEBUG if failure.kind == "exhausted" else logging.WARNING
+                logger.log(level, "sample %s#%d failed: %s", request.question.id, request.sample_index, failure)
+                continue
+            sample = samples[position]
             self.engine.deliver(request, sample)
             if self.log is not None:
                 self.log.record_result(request.question.id, request.sample_index, digest, sample,
@@ -195,26 +221,20 @@ class _LiveRun:
         if self.on_progress is None:
             return
         ledger = self.engine.ledger
-        self.on_progress(Progress(ledger.spent_samples, self.engine.budget.samples, len(self.tasks),
+        self.on_progress(Progress(ledger.spent_samples, self.engine.budget.samples, self.inflight,
                                   ledger.spent_tokens, ledger.spent_usd, self.failures, self.reused))
 
     async def run(self) -> RunResult:
         self.replay_events()
         try:
             while True:
-                while len(self.tasks) < self._limit():
-                    if self.ready:
-                        request, logged = self.ready.pop(0)
-                        self._launch(request, logged=logged)
-                        continue
-                    request = self.engine.next_request()
-                    if request is None:
+                while self.inflight < self._limit():
+                    batch = self._take(self._limit() - self.inflight)
+                    if not batch:
                         break
-                    self._launch(request, logged=False)
+                    self._dispatch(batch)
                 if not self.tasks:
-                    if self.ready:
-                        continue
-                    break
+                    break  # the engine has nothing more to ask (journal hits were served inline above)
                 done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     self._land(task)
@@ -229,8 +249,9 @@ class _LiveRun:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for task in tasks:
-            request, _ = self.tasks.pop(task)
-            self.engine.fail(request, BackendError("cancelled", kind="cancelled"))
+            for request, _ in self.tasks.pop(task):
+                self.engine.fail(request, BackendError("cancelled", kind="cancelled"))
+        self.inflight = 0
 
 
 async def arun(engine: Engine, backend: AsyncBackend, *, concurrency: int = 8, log: RunLog | None = None,
