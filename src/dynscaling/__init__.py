@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .answers import AnswerClusterer, answers_match, canonical_key, extract_answer
 from .budget import Budget, Ledger
+from .datasets import DATASETS, DatasetSpec, load_dataset, load_hf_dataset
 from .drivers import replay, run_replay
 from .engine import Engine, SampleRequest
 from .errors import (
@@ -30,11 +31,13 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0"
 
 __all__ = [
+    "DATASETS",
     "STRATEGIES",
     "AnswerClusterer",
     "BackendError",
     "Budget",
     "ConfigError",
+    "DatasetSpec",
     "DynscalingError",
     "Engine",
     "InputError",
@@ -60,6 +63,8 @@ __all__ = [
     "canonical_key",
     "extract_answer",
     "leader_confidence",
+    "load_dataset",
+    "load_hf_dataset",
     "load_pool",
     "parse_strategy",
     "replay",

@@ -17,7 +17,7 @@ from .budget import Budget
 from .drivers import AsyncBackend, Progress, arun
 from .engine import CostEstimate, Engine
 from .errors import ConfigError
-from .journal import Journal
+from .journal import Journal, stable_hash
 from .samplers import Message, estimate_tokens
 from .strategies import Strategy, parse_strategy
 from .types import Question, RunResult
@@ -80,7 +80,9 @@ async def asolve(questions: Sequence[Question], backend: AsyncBackend, config: S
     with Journal(journal_path) as journal:
         log = journal.open_run(
             sample_key={"backend": dict(config.backend_identity or {}), "seed": config.seed},
-            run_key={"strategy": strategy.label, "questions": [[q.id, q.text, q.answer_type] for q in questions]},
+            # The batch enters the key as a hash: the journal's run rows never hold question text.
+            run_key={"strategy": strategy.label,
+                     "questions": stable_hash([[q.id, q.text, q.answer_type] for q in questions])},
             fresh=fresh)
         return await arun(engine, backend, concurrency=config.concurrency, log=log, seed=config.seed,
                           on_progress=on_progress)
