@@ -4,8 +4,8 @@ For every pool in ../shared/data/pools (or --pool), over --seeds seeds:
 
 1. self-consistency, dynscaling-parallel (defaults) and the oracle at budgets {2,3,4,6,8,12,16} (paired: the same
    seed gives every strategy the same sample order), with the paired difference bandit - SC and its 95% interval;
-2. ESC (w in 2,3,4,6) and adaptive-consistency (threshold in 0.8,0.9,0.95,0.99) swept over caps, compared with the
-   bandit's accuracy at the same samples spent (linear interpolation along the bandit's curve);
+2. ESC (w in 2,3,4,6) and adaptive-consistency (threshold in 0.8,0.9,0.95,0.99) swept over caps, each point
+   compared with the bandit run at exactly that point's spend (paired over seeds);
 3. the headline: the fewest samples per question with which each strategy comes within 0.005 of
    self-consistency over the whole pool.
 
@@ -30,6 +30,7 @@ from dynscaling.report import plot_accuracy
 BUDGETS = [2, 3, 4, 6, 8, 12, 16]
 FINE = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48]
 BANDIT = "dynscaling-parallel"
+EQUAL_SPEND_BANDIT = "dynscaling-parallel:stop_max=0.999"
 TOLERANCE = 0.005
 
 
@@ -40,19 +41,6 @@ def _shared_pools() -> list[Path]:
 
 def _paired(a: BenchPoint, b: BenchPoint) -> tuple[float, float]:
     return mean_ci95([x - y for x, y in zip(a.accuracies, b.accuracies, strict=True)])
-
-
-def _interpolate(curve: list[BenchPoint], spent: float) -> float:
-    """The bandit's accuracy at ``spent`` samples per question, linear between measured points."""
-    curve = sorted(curve, key=lambda p: p.samples_per_question)
-    if spent <= curve[0].samples_per_question:
-        return curve[0].accuracy_mean
-    for left, right in zip(curve, curve[1:], strict=False):
-        if spent <= right.samples_per_question:
-            span = right.samples_per_question - left.samples_per_question
-            w = 0.0 if span == 0 else (spent - left.samples_per_question) / span
-            return left.accuracy_mean + w * (right.accuracy_mean - left.accuracy_mean)
-    return curve[-1].accuracy_mean
 
 
 def bench_pool(pool: Pool, seeds: int) -> tuple[list[BenchPoint], list[str]]:
@@ -74,30 +62,36 @@ def bench_pool(pool: Pool, seeds: int) -> tuple[list[BenchPoint], list[str]]:
         lines.append(f"| {b} | {sc.accuracy_mean:.4f} ± {sc.accuracy_ci95:.4f} | {bandit.accuracy_mean:.4f} ± "
                      f"{bandit.accuracy_ci95:.4f} | {diff:+.4f} ± {ci:.4f}{verdict} | {oracle.accuracy_mean:.4f} | "
                      f"{bandit.samples_per_question:.2f} |")
-    # Baselines swept over their parameters, compared at equal samples spent.
+    # Baselines swept over their parameters, each compared with the bandit run at exactly its spend (same seeds,
+    # so the comparison is paired). The bandit there anneals its settle threshold (stop_max=0.999) so that it can
+    # spend as much as the baseline did; with the default it would stop earlier, spending less.
     sweeps: list[BenchPoint] = []
     for w in (2, 3, 4, 6):
         sweeps += run_bench([pool], [f"esc:w={w}"], [c for c in fine if c >= w], seeds)
     for threshold in (0.8, 0.9, 0.95, 0.99):
         sweeps += run_bench([pool], [f"adaptive:threshold={threshold}"], fine, seeds)
-    bandit_curve = [p for p in main if p.strategy == BANDIT]
-    worse = []
+    worse, better, equal_spend = [], 0, []
     for p in sweeps:
-        at_same_spend = _interpolate(bandit_curve, p.samples_per_question)
-        if at_same_spend < p.accuracy_mean - p.accuracy_ci95:
-            worse.append((p, at_same_spend))
+        twin = run_bench([pool], [EQUAL_SPEND_BANDIT], [p.samples_per_question], seeds)[0]
+        equal_spend.append(twin)
+        diff, ci = _paired(twin, p)
+        if diff + ci < 0:
+            worse.append((p, twin, diff, ci))
+        elif diff - ci > 0:
+            better += 1
     lines.append("")
-    lines.append(f"ESC and adaptive-consistency swept ({len(sweeps)} points): the bandit at equal samples spent is "
-                 f"below a baseline point's 95% interval at {len(worse)} of them.")
-    for p, b in worse:
-        lines.append(f"- {p.strategy} cap {p.budget:g}: {p.accuracy_mean:.4f} ± {p.accuracy_ci95:.4f} at "
-                     f"{p.samples_per_question:.2f} samples/q; bandit {b:.4f}")
+    lines.append(f"ESC (w = 2, 3, 4, 6) and adaptive-consistency (threshold = 0.8, 0.9, 0.95, 0.99) swept over caps: "
+                 f"{len(sweeps)} points. At each point's spend, the bandit is significantly better at {better}, "
+                 f"within the interval at {len(sweeps) - better - len(worse)}, significantly worse at {len(worse)}.")
+    for p, twin, diff, ci in worse:
+        lines.append(f"- {p.strategy} cap {p.budget:g}: {p.accuracy_mean:.4f} at {p.samples_per_question:.2f} "
+                     f"samples/q; bandit {twin.accuracy_mean:.4f} ({diff:+.4f} ± {ci:.4f})")
     # Headline
     target = full.accuracy_mean - TOLERANCE
     lines.append("")
     lines.append(f"Samples per question to reach SC's whole-pool accuracy within {TOLERANCE} (target {target:.4f}):")
     curves: dict[str, list[BenchPoint]] = {}
-    for p in main + sweeps:
+    for p in main + sweeps + equal_spend:
         curves.setdefault(p.strategy.split(":")[0] if p.strategy.startswith(("esc", "adaptive")) else p.strategy,
                           []).append(p)
     for name, curve in curves.items():
@@ -106,7 +100,7 @@ def bench_pool(pool: Pool, seeds: int) -> tuple[list[BenchPoint], list[str]]:
         share = "" if best is None else f" ({best / pool.samples_per_question:.0%} of the pool)"
         lines.append(f"- {name}: {'not reached' if best is None else f'{best:.2f}'}{share}")
     lines.append("")
-    return main + sweeps + [full], lines
+    return main + sweeps + equal_spend + [full], lines
 
 
 def main() -> None:

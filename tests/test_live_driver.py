@@ -118,7 +118,7 @@ class TestChoices:
     def test_samples_of_the_same_prompt_sent_together_share_one_request(self) -> None:
         model = SeededModel()
         engine = Engine(make_questions(4), "esc:w=4", Budget(samples=16))  # windows of 4 samples of one question
-        result = run(engine, model, concurrency=8)
+        result = run(engine, model, concurrency=16)  # all 16 leave at once: four groups of four
         assert result.samples == model.served
         assert max(model.requests_with_n) == 4
 

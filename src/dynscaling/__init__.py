@@ -4,7 +4,8 @@ Sample several answers per question, spend more where they disagree, and return 
 confidence and an exact bill. See DESIGN.md for the method.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 
 from .answers import AnswerClusterer, answers_match, canonical_key, extract_answer
 from .budget import Budget, Ledger
@@ -26,8 +27,8 @@ from .types import Question, QuestionResult, RunResult, Sample, Usage
 from .votes import Tally, leader_confidence
 
 try:
-    __version__ = version("dynscaling")
-except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = _version("dynscaling")
+except _PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0"
 
 __all__ = [

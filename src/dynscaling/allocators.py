@@ -152,6 +152,16 @@ class EscAllocator(Allocator):
         self.rng.shuffle(order)
         for qi in order:
             self._open_window(qi)
+        # First windows go out interleaved (one sample of every question, then a second, ...), so that a
+        # budget smaller than w samples per question still reaches every question.
+        firsts = [qi for _ in range(self.w) for qi in order]
+        sizes = dict.fromkeys(order, 0)
+        interleaved = []
+        for qi in firsts:
+            if sizes[qi] < self._window_size[qi]:
+                sizes[qi] += 1
+                interleaved.append(qi)
+        self._queue = deque(interleaved)
 
     def _open_window(self, qi: int) -> None:
         tally = self.tallies[qi]
@@ -281,18 +291,21 @@ class BanditAllocator(Allocator):
     """
 
     def __init__(self, score: str = "beta", c: float = 0.3, k0: int = 2, stop: float = 0.95,
-                 cap: int | None = None, max_inflight: int = 1) -> None:
+                 cap: int | None = None, max_inflight: int = 1, stop_max: float | None = None) -> None:
         _check(score in SCORES, f"unknown bandit score {score!r}; expected one of {', '.join(SCORES)}")
         _check(c >= 0, f"exploration bonus c must be >= 0, got {c}")
         _check(k0 >= 1, f"k0 must be >= 1, got {k0}")
         _check(0.5 < stop <= 1.0, f"stop threshold must be in (0.5, 1], got {stop}")
         _check(cap is None or cap >= k0, f"cap must be >= k0 ({k0}), got {cap}")
         _check(max_inflight >= 1, f"max_inflight must be >= 1, got {max_inflight}")
+        _check(stop_max is None or stop <= stop_max < 1.0,
+               f"stop_max must be in [stop, 1), got {stop_max} with stop={stop}")
         self.score_name = score
         self.score = SCORES[score]
         self.c = c
         self.k0 = k0
         self.stop = stop
+        self.stop_max = stop if stop_max is None else stop_max
         self.cap = cap
         self.max_inflight = max_inflight
 
@@ -302,6 +315,7 @@ class BanditAllocator(Allocator):
         self._warm_round = 0
         self._heap: list[tuple[float, int, int]] = []
         self._version = [0] * n
+        self._stop = self.stop
         self._t = 0
         self._log_t = 0.0
         self._refresh_at = 0
@@ -319,7 +333,7 @@ class BanditAllocator(Allocator):
             return True
         if self.cap is not None and tally.samples + self.pending[qi] >= self.cap:
             return True
-        return tally.samples >= self.k0 and leader_confidence(tally.v1, tally.v2) >= self.stop
+        return tally.samples >= self.k0 and leader_confidence(tally.v1, tally.v2) >= self._stop
 
     def _push(self, qi: int) -> None:
         """Re-score ``qi`` and put it back in the heap unless it is retired (hot path: kept inline)."""
@@ -331,7 +345,7 @@ class BanditAllocator(Allocator):
         n = tally.samples + pending
         if self.cap is not None and n >= self.cap:
             return
-        if tally.samples >= self.k0 and leader_confidence(tally.v1, tally.v2) >= self.stop:
+        if tally.samples >= self.k0 and leader_confidence(tally.v1, tally.v2) >= self._stop:
             return
         priority = self.score(tally)
         if self.c:
@@ -361,18 +375,25 @@ class BanditAllocator(Allocator):
                 return qi
             if self.inflight:
                 return None  # the heap is built once every warm-up sample has landed
+        if self._refresh_at == 0 and self.inflight:
+            return None  # the last warm-up requests are out: exploit only once they have landed
         if self._t >= self._refresh_at:
             self._rebuild()
-        heap = self._heap
-        version = self._version
-        while heap:
-            _, qi, v = heapq.heappop(heap)
-            if v != version[qi]:
-                continue
-            if self.closed[qi]:
-                continue
-            return qi
-        return None
+        while True:
+            heap = self._heap
+            version = self._version
+            while heap:
+                _, qi, v = heapq.heappop(heap)
+                if v != version[qi]:
+                    continue
+                if self.closed[qi]:
+                    continue
+                return qi
+            if self.inflight or self._stop >= self.stop_max:
+                return None
+            # Every question has settled at the current threshold and budget remains: raise the bar.
+            self._stop = min(self.stop_max, 1.0 - (1.0 - self._stop) / 5.0)
+            self._rebuild()
 
     def _rebuild(self) -> None:
         self._log_t = math.log(max(self._t, 2))

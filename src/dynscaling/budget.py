@@ -35,8 +35,12 @@ class Budget:
             raise ConfigError("a budget needs at least one cap: samples, tokens or usd")
         for name in ("samples", "tokens", "usd"):
             value = getattr(self, name)
-            if value is not None and value < 0:
+            if value is not None and not value >= 0:  # written so that NaN is refused too
                 raise ConfigError(f"budget {name} must be >= 0, got {value}")
+        for name in ("samples", "tokens"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"budget {name} must be a whole number, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)

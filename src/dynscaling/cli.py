@@ -108,8 +108,8 @@ def bench(pools: Sequence[Path], strategies: str, budgets: str, seeds: int, answ
     paths = list(pools) or bundled_pools()
     loaded = []
     for path in paths:
-        err.print(f"loading {path}", highlight=False)
-        loaded.append(load_pool(path, answers=answers))  # type: ignore[arg-type]
+        with err.status(f"loading {path}"):  # transient: leaves nothing behind on stderr
+            loaded.append(load_pool(path, answers=answers))  # type: ignore[arg-type]
     with err.status("benchmarking") as status:
         points = run_bench(loaded, specs, budget_list, seeds, progress=lambda m: status.update(m))
     _print_points(points, loaded)
@@ -117,12 +117,12 @@ def bench(pools: Sequence[Path], strategies: str, budgets: str, seeds: int, answ
         _print_headline(headline(points, loaded))
     if json_path is not None:
         json_path.write_text(json.dumps([p.to_dict() for p in points], indent=1) + "\n")
-        err.print(f"wrote {json_path}", highlight=False)
+        click.echo(f"wrote {json_path}", err=True)
     if plot_dir is not None:
         from .report import plot_accuracy
 
         for path in plot_accuracy(points, plot_dir):
-            err.print(f"wrote {path}", highlight=False)
+            click.echo(f"wrote {path}", err=True)
 
 
 def _parse_fields(items: Sequence[str]) -> dict[str, str]:
@@ -189,7 +189,6 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
     re-run with a larger budget reuses what it has.
     """
     import asyncio
-    import os
     import time
 
     from rich.console import Console
@@ -227,8 +226,6 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
     if total_samples is not None and total_samples < len(questions):
         err.print(f"[yellow]budget of {total_samples} samples is smaller than the batch ({len(questions)} questions): "
                   f"{len(questions) - total_samples} questions will get no sample and no answer[/]")
-    if os.environ.get(api_key_env) is None:
-        err.print(f"[yellow]{api_key_env} is not set; sending requests without an API key[/]")
     backend = OpenAIBackend(base_url=base_url, model=model, api_key_env=api_key_env, temperature=temperature,
                             top_p=top_p, max_tokens=max_tokens, stop=list(stop) or None, extra_body=body,
                             price_input=price_in, price_output=price_out, timeout=timeout)
@@ -267,7 +264,7 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
     if result.accuracy is not None:
         summary += f", accuracy {result.accuracy:.4f}"
     err.print(summary, highlight=False)
-    err.print(f"wrote {out_path}", highlight=False)
+    click.echo(f"wrote {out_path}", err=True)
 
 
 class _SpendProgress:
@@ -296,11 +293,121 @@ class _SpendProgress:
         self._progress.update(self._task, completed=p.samples, description=text)
 
 
-def _print_points(points: Sequence[Any], pools: Sequence[Any]) -> None:
+@cli.command("replay-server")
+@click.option("--pool", "pool_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Replay pool to serve (JSONL, optionally gzipped).")
+@click.option("--answers", type=click.Choice(["extract", "upstream"]), default="extract", show_default=True,
+              help="How the pool's recorded answers are read (see 'bench --answers').")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on; 0 picks a free one.")
+@click.option("--latency", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds each request takes.")
+@click.option("--slots", type=click.IntRange(min=1), default=None,
+              help="Requests processed at once; the others wait. Default: no limit.")
+@click.option("--seed", default=0, show_default=True, help="Seeds the sample order and the injected faults.")
+@click.option("--rate-limit", default=0.0, type=click.FloatRange(0, 1), help="Fraction of requests answered 429.")
+@click.option("--retry-after", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds sent in Retry-After with a 429.")
+@click.option("--server-error", default=0.0, type=click.FloatRange(0, 1), help="Fraction answered 500.")
+@click.option("--timeout", "timeout_rate", default=0.0, type=click.FloatRange(0, 1),
+              help="Fraction that hang --hang-seconds without answering, then close.")
+@click.option("--hang-seconds", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="How long a --timeout fault hangs.")
+@click.option("--empty", default=0.0, type=click.FloatRange(0, 1), help="Fraction with one empty choice.")
+@click.option("--length", default=0.0, type=click.FloatRange(0, 1),
+              help="Fraction with one choice cut half-way (finish_reason 'length').")
+@click.option("--fewer-choices", default=0.0, type=click.FloatRange(0, 1),
+              help="Fraction of n>1 requests that get fewer choices than asked.")
+@_fail_cleanly
+def replay_server(pool_path: Path, answers: str, host: str, port: int, latency: float, slots: int | None,
+                  seed: int, rate_limit: float, retry_after: float, server_error: float, timeout_rate: float,
+                  hang_seconds: float, empty: float, length: float, fewer_choices: float) -> None:
+    """Serve a replay pool as an OpenAI-compatible endpoint (POST /v1/chat/completions), for tests and dry runs.
+
+    Prints the base URL on stdout, then serves until Ctrl-C. GET /stats counts what it served.
+    """
+    from .pools import load_pool
+    from .replay_server import FaultPlan, serve
+
+    pool = load_pool(pool_path, answers=answers)  # type: ignore[arg-type]
+    faults = FaultPlan(rate_limit=rate_limit, server_error=server_error, timeout=timeout_rate, empty=empty,
+                       length=length, fewer_choices=fewer_choices, retry_after=retry_after,
+                       hang_seconds=hang_seconds)
+    stats = serve(pool, host=host, port=port, latency=latency, slots=slots, faults=faults, seed=seed,
+                  announce=lambda url: click.echo(url))
+    click.echo(f"stopped after {stats['requests']} requests, {stats['samples']} samples served", err=True)
+
+
+@cli.command()
+@click.option("--upstream-url", required=True, envvar="DYNSCALING_UPSTREAM_URL",
+              help="The model's OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--upstream-model", required=True, help="The upstream model for names like dynscaling/8.")
+@click.option("--upstream-api-key-env", default="OPENAI_API_KEY", show_default=True,
+              help="Environment variable with the upstream key.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (default: loopback only).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--api-key-env", "client_key_env", default=None,
+              help="Environment variable with a key clients must present (Authorization: Bearer ...).")
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Concurrent upstream requests at most, over all clients.")
+@click.option("--default-budget", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Samples per question for model names without a number (dynscaling/<model>).")
+@click.option("--strategy", default="dynscaling:max_inflight=2", show_default=True,
+              help="Default strategy for scaled requests.")
+@click.option("--answer-type", default="text", show_default=True,
+              type=click.Choice(["number", "date", "latex", "choice", "text"]))
+@click.option("--temperature", default=0.7, show_default=True, type=float)
+@click.option("--max-tokens", type=click.IntRange(min=1))
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Journal for batches (default $DYNSCALING_HOME/journal.sqlite).")
+@_fail_cleanly
+def serve(upstream_url: str, upstream_model: str, upstream_api_key_env: str, host: str, port: int,
+          client_key_env: str | None, concurrency: int, default_budget: int, strategy: str, answer_type: str,
+          temperature: float, max_tokens: int | None, journal_path: Path | None) -> None:
+    """Serve the OpenAI chat-completions API with DynScaling in front of an upstream model.
+
+    Model 'dynscaling/8/<model>' = up to 8 samples, voted; any other name passes through unchanged.
+    """
+    import os
+
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError("the server needs its extra: pip install 'dynscaling[server]'") from None
+    from .journal import default_journal_path
+    from .server import ServeConfig, create_app
+
+    client_key = None
+    if client_key_env is not None:
+        client_key = os.environ.get(client_key_env)
+        if not client_key:
+            raise ConfigError(f"--api-key-env names {client_key_env}, which is not set")
+    sampling: dict[str, Any] = {"temperature": temperature}
+    if max_tokens is not None:
+        sampling["max_tokens"] = max_tokens
+    config = ServeConfig(upstream_url=upstream_url, upstream_model=upstream_model,
+                         upstream_api_key_env=upstream_api_key_env, api_key=client_key, concurrency=concurrency,
+                         default_budget=default_budget, max_budget=max(64, default_budget), strategy=strategy,
+                         answer_type=answer_type, sampling=sampling,
+                         journal_path=journal_path or default_journal_path())
+    if host not in ("127.0.0.1", "localhost", "::1") and client_key is None:
+        click.echo(f"warning: serving on {host} with no client key (--api-key-env)", err=True)
+    click.echo(f"http://{host}:{port}/v1", err=True)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+
+
+def _stdout() -> Any:
+    """A console for results: full width when piped, so no figure is ever cut to fit 80 columns."""
     from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def _print_points(points: Sequence[Any], pools: Sequence[Any]) -> None:
     from rich.table import Table
 
-    out = Console()
+    out = _stdout()
     for pool in pools:
         table = Table(title=f"{pool.name}: {len(pool.entries)} questions x {pool.samples_per_question:g} samples",
                       title_justify="left")
@@ -314,7 +421,6 @@ def _print_points(points: Sequence[Any], pools: Sequence[Any]) -> None:
 
 
 def _print_headline(rows: Sequence[Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="samples per question to reach self-consistency's full-pool accuracy (within 0.005)",
@@ -325,7 +431,7 @@ def _print_headline(rows: Sequence[Any]) -> None:
         reached = "not reached" if row.samples_per_question is None else f"{row.samples_per_question:.2f}"
         share = "" if row.fraction_of_pool is None else f"{row.fraction_of_pool:.0%}"
         table.add_row(row.pool, row.strategy, f"{row.target:.4f}", reached, share)
-    Console().print(table)
+    _stdout().print(table)
 
 
 def main() -> None:

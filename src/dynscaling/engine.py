@@ -146,7 +146,7 @@ class Engine:
         if answer is None and sample.text and not truncated:
             answer = extract_answer(sample.text, request.question.answer_type)
         cls = self.clusterers[request.question_index].assign(answer)
-        if self.sampler.needs_live_model and sample.text and not truncated:
+        if sample.text and not truncated:  # chains show them to the model; the server returns one of them
             self.attempts[request.question_index].append(Attempt(sample.text, cls))
         self.deliver_class(request, cls, sample.usage)
 
@@ -160,7 +160,8 @@ class Engine:
         self.allocator.landed(qi)
 
     def fail(self, request: SampleRequest, error: BackendError) -> None:
-        """A request ended without a sample. Nothing was spent; a question that keeps failing is closed."""
+        """A request ended without a sample (the backend's own retries, if any, are used up). Nothing was spent.
+        A question whose requests fail ``max_failures`` times is closed, so a poisoned prompt cannot loop."""
         self.inflight -= 1
         self.ledger.release(request.reservation)
         self._failed(request.question_index, error)

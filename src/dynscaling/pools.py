@@ -144,8 +144,12 @@ def _answer_of(upstream: str | None, text: str | None, answer_type: str, source:
         return upstream
     if upstream is not None:
         if answer_type in ("latex", "text"):
-            return upstream.strip() or None  # already the final expression: re-extraction would only lose it
-        return extract_answer(upstream, answer_type)
+            found = upstream.strip() or None  # already the final expression: re-extraction would only lose it
+        else:
+            found = extract_answer(upstream, answer_type)
+        if found is not None:
+            return found
+    # Nothing usable recorded: read the text, as a live run would (the replay server sends that text).
     return extract_answer(text, answer_type)
 
 

@@ -73,6 +73,11 @@ class Prompts:
         return self.question.format(question=question.text, format_hint=hints.get(question.answer_type, ""))
 
     def opening(self, question: Question) -> list[Message]:
+        """The conversation before any earlier attempt. A question that carries its own ``messages`` (a client's
+        chat request through the server) is asked verbatim."""
+        given = question.meta.get("messages")
+        if given:
+            return [dict(m) for m in given]
         messages: list[Message] = [{"role": "system", "content": self.system}] if self.system else []
         messages.append({"role": "user", "content": self.user_question(question)})
         return messages
@@ -158,18 +163,19 @@ class IntegratedSampler(Sampler):
         by_class: dict[int | None, list[Attempt]] = {}
         for attempt in usable:
             by_class.setdefault(attempt.answer_class, []).append(attempt)
-        # Answered classes first (in random order), abstentions last: differing answers carry different lines
-        # of reasoning, which is the point of the chain.
+        # One attempt per distinct answer first (classes in random order), then more of the answered ones, and
+        # abstaining attempts only when answered ones run out: differing answers carry different lines of
+        # reasoning, which is the point of the chain.
         classes = [c for c in by_class if c is not None]
         rng.shuffle(classes)
-        if None in by_class:
-            classes.append(None)
-        chosen: list[Attempt] = []
         pools = {c: rng.sample(by_class[c], len(by_class[c])) for c in classes}
+        chosen: list[Attempt] = []
         while len(chosen) < self.m and any(pools.values()):
             for c in classes:
                 if pools[c] and len(chosen) < self.m:
                     chosen.append(pools[c].pop())
+        abstaining = rng.sample(by_class.get(None, []), len(by_class.get(None, [])))
+        chosen.extend(abstaining[:self.m - len(chosen)])
         sizes = [self.count_tokens(a.text) for a in chosen]
         while chosen and sum(sizes) > self.max_chain_tokens:
             longest = max(range(len(chosen)), key=lambda i: sizes[i])

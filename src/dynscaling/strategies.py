@@ -37,7 +37,7 @@ __all__ = ["STRATEGIES", "Strategy", "parse_strategy"]
 
 ParamValue = int | float | str | None
 
-_BANDIT = {"score": "beta", "c": 0.3, "k0": 2, "stop": 0.95, "cap": None, "max_inflight": 1}
+_BANDIT = {"score": "beta", "c": 0.3, "k0": 2, "stop": 0.95, "stop_max": None, "cap": None, "max_inflight": 1}
 _CHAIN = {"m": 2, "max_chain_tokens": 6000}
 
 
@@ -52,7 +52,7 @@ class _Spec:
 
 def _bandit(p: dict[str, Any]) -> BanditAllocator:
     return BanditAllocator(score=p["score"], c=p["c"], k0=p["k0"], stop=p["stop"], cap=p["cap"],
-                           max_inflight=p["max_inflight"])
+                           max_inflight=p["max_inflight"], stop_max=p["stop_max"])
 
 
 STRATEGIES: dict[str, _Spec] = {
@@ -82,22 +82,25 @@ STRATEGIES: dict[str, _Spec] = {
 }
 
 
+#: the type of each parameter whose default is None ("not set")
+_OPTIONAL_TYPES: dict[str, type] = {"cap": int, "stop_max": float}
+
+
 def _coerce(name: str, key: str, raw: str, default: ParamValue) -> ParamValue:
     if raw.lower() in ("none", "null", ""):
         return None
-    if isinstance(default, bool):
+    kind = type(default) if default is not None else _OPTIONAL_TYPES.get(key, str)
+    if kind is bool:
         return raw.lower() in ("1", "true", "yes")
-    if isinstance(default, int) or (default is None and raw.lstrip("-").isdigit()):
+    if kind is int:
         try:
             return int(raw)
         except ValueError:
-            raise ConfigError(f"strategy {name}: {key} must be an integer, got {raw!r}") from None
-    if isinstance(default, float) or default is None:
+            raise ConfigError(f"strategy {name}: {key} must be a whole number, got {raw!r}") from None
+    if kind is float:
         try:
             return float(raw)
         except ValueError:
-            if default is None:
-                return raw
             raise ConfigError(f"strategy {name}: {key} must be a number, got {raw!r}") from None
     return raw
 

@@ -1,0 +1,114 @@
+"""Live-path throughput: how well a caller keeps an OpenAI-compatible server busy.
+
+Starts a ``ReplayServer`` on a bundled pool (``slots`` requests processed at once, ``latency`` seconds each), then
+sends ``--requests`` chat completions through ``OpenAIBackend.agenerate`` from a semaphore loop that keeps
+``--concurrency`` requests in flight (a new one starts as soon as any one returns). Prints wall time, requests/s
+and slot utilisation = busy slot-seconds / (slots x wall): 1.0 means the server never had an idle slot.
+
+    python benchmarks/throughput.py [--requests 1000] [--concurrency 32] [--slots 32] [--latency 0.2]
+
+The ideal wall time is requests x latency / slots (6.25 s with the defaults). With a constant latency the
+requests settle into waves (they started together and take equally long), and each wave costs the caller its CPU
+time per request x concurrency before the next one is in flight, so utilisation tends to
+latency / (latency + concurrency x CPU per request). The CPU line shows what the process spent per request
+(client and the server's thread together: they share one process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from dynscaling.backends.openai import OpenAIBackend
+from dynscaling.pools import Pool, bundled_pools, load_pool
+from dynscaling.replay_server import ReplayServer
+from dynscaling.samplers import Prompts
+
+
+def pool_with(samples_needed: int, name: str) -> Pool:
+    """The bundled pool ``name`` if it holds enough samples, else a synthetic one written to a temporary file."""
+    matches = [p for p in bundled_pools() if name in p.name]
+    if matches:
+        pool = load_pool(matches[0])
+        if sum(len(e.texts) for e in pool.entries) >= samples_needed:
+            return pool
+    questions = max(1, samples_needed // 40 + 1)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "synthetic.jsonl"
+        with path.open("w") as out:
+            for i in range(questions):
+                samples = [{"text": f"Step by step: {i} + {j} = {i + j}.", "answer": str(i + j)} for j in range(40)]
+                out.write(json.dumps({"id": str(i), "question": f"Synthetic question {i}: add a number to {i}.",
+                                      "gold": str(i), "answer_type": "number", "samples": samples}) + "\n")
+        return load_pool(path)
+
+
+async def drive(backend: OpenAIBackend, pool: Pool, requests: int, concurrency: int) -> None:
+    """Keep ``concurrency`` requests in flight until ``requests`` have been sent and returned."""
+    prompts = Prompts()
+    messages = [prompts.opening(e.question) for e in pool.entries]
+    slots = asyncio.Semaphore(concurrency)
+    tasks = set()
+    errors: list[BaseException] = []
+
+    async def one(i: int) -> None:
+        try:
+            await backend.agenerate(messages[i % len(messages)], 1, seed=i)
+        except Exception as error:  # counted and reported after the run
+            errors.append(error)
+        finally:
+            slots.release()
+
+    for i in range(requests):
+        await slots.acquire()
+        task = asyncio.create_task(one(i))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed; first: {errors[0]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32, help="requests the caller keeps in flight")
+    parser.add_argument("--slots", type=int, default=32, help="requests the server processes at once")
+    parser.add_argument("--latency", type=float, default=0.2, help="seconds per request at the server")
+    parser.add_argument("--pool", default="code-davinci-002", help="bundled pool (name fragment)")
+    args = parser.parse_args()
+
+    pool = pool_with(args.requests, args.pool)
+    with ReplayServer(pool, slots=args.slots, latency=args.latency) as server:
+
+        async def run() -> tuple[float, float, OpenAIBackend]:
+            backend = OpenAIBackend(server.model, base_url=server.base_url, api_key="unused", timeout=30)
+            try:
+                started, cpu = time.perf_counter(), time.process_time()
+                await drive(backend, pool, args.requests, args.concurrency)
+                return time.perf_counter() - started, time.process_time() - cpu, backend
+            finally:
+                await backend.aclose()
+
+        wall, cpu, backend = asyncio.run(run())
+        stats = server.stats.snapshot()
+    ideal = args.requests * args.latency / args.slots
+    print(f"pool {pool.name}: {args.requests} requests, caller concurrency {args.concurrency}, "
+          f"server slots {args.slots}, latency {args.latency:g} s")
+    print(f"wall time          {wall:8.3f} s   (ideal {ideal:.3f} s)")
+    print(f"requests/s         {args.requests / wall:8.1f}     (ideal {args.requests / ideal:.1f})"
+          if ideal else f"requests/s         {args.requests / wall:8.1f}")
+    print(f"slot utilisation   {stats['busy_seconds'] / (args.slots * wall):8.3f}     "
+          f"(busy slot-seconds {stats['busy_seconds']:.2f} / ({args.slots} x wall))")
+    print(f"server: max in flight {stats['max_inflight']}, max active {stats['max_active']}, "
+          f"samples served {stats['samples']}, status {stats['status']}")
+    print(f"client: {backend.requests} HTTP requests, {backend.retries} retries; process CPU "
+          f"{cpu * 1000 / args.requests:.2f} ms per request")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,395 @@
+"""The OpenAI-compatible backend: chat completions over HTTP through the official ``openai`` SDK.
+
+Works with any server that speaks the chat completions API: OpenAI, vLLM, SGLang, llama.cpp server, Ollama,
+Gemini's OpenAI endpoint, gateways, and ``dynscaling.replay_server``.
+
+**Retries are ours.** The SDK's own retries are off (``max_retries=0`` on the client), so every retry is counted
+here. Rate limits (429), server errors (5xx, 408, a 409 other than ``pool_exhausted``), timeouts and connection
+errors are retried up to ``max_retries`` times with exponential backoff and jitter; a ``Retry-After`` (or
+``retry-after-ms``) header, when present, sets the wait instead. What survives the retries raises
+``BackendError`` with ``kind`` one of ``KINDS``; bad requests (4xx), authentication errors (401/403) and an
+exhausted replay pool (409 ``pool_exhausted``, kind ``exhausted``) are never retried.
+
+**Adaptive concurrency hint.** After a 429 the backend sets ``backoff_until`` (a ``time.monotonic()`` instant:
+no request of this backend starts before it, and a driver should start none either) and ``suggested_concurrency``:
+None until the first 429, then half the requests that were in flight (halved at most once per backoff window),
+growing by one after every ``suggested_concurrency`` successful requests (additive increase, multiplicative
+decrease). A driver keeps at most ``min(C, suggested_concurrency)`` requests in flight.
+
+**Usage.** Each ``Sample`` carries a share of its response's usage, and the shares of one response sum exactly to
+what the server reported: prompt and cached tokens are split evenly (the choices shared one prompt), completion
+and reasoning tokens in proportion to each choice's length (largest remainder), and the cost follows from the
+prices. Totals are in ``usage``.
+
+**The API key** is never shown: not in ``repr``, logs or error messages (it is scrubbed from any text a server
+sends back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import math
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import openai
+
+from ..errors import BackendError, ConfigError
+from ..types import Sample, Usage
+
+__all__ = ["KINDS", "OpenAIBackend", "split_usage"]
+
+logger = logging.getLogger("dynscaling.backends.openai")
+
+#: The kinds of ``BackendError`` this backend raises.
+KINDS: tuple[str, ...] = ("rate_limit", "server_error", "timeout", "connection", "bad_request", "auth", "exhausted")
+
+T = TypeVar("T")
+
+
+def _apportion(total: int, weights: Sequence[int]) -> list[int]:
+    """Split ``total`` into integer parts proportional to ``weights`` (largest remainder; ties to the first)."""
+    if sum(weights) <= 0:
+        weights = [1] * len(weights)
+    whole = sum(weights)
+    scaled = [total * w for w in weights]
+    parts = [s // whole for s in scaled]
+    left = total - sum(parts)
+    for i in sorted(range(len(weights)), key=lambda i: (-(scaled[i] % whole), i))[:left]:
+        parts[i] += 1
+    return parts
+
+
+def split_usage(total: Usage, weights: Sequence[int]) -> list[Usage]:
+    """Split one response's token counts over its choices so that the shares sum exactly to ``total``.
+
+    Prompt and cached tokens are split evenly; completion and reasoning tokens in proportion to ``weights``
+    (each choice's length; all zero means evenly). Costs are not split here: they follow from each share's tokens.
+    """
+    if not weights:
+        return []
+    even = [1] * len(weights)
+    prompt = _apportion(total.prompt_tokens, even)
+    cached = _apportion(total.cached_tokens, even)
+    completion = _apportion(total.completion_tokens, weights)
+    reasoning = _apportion(total.reasoning_tokens, weights)
+    return [Usage(prompt_tokens=p, completion_tokens=c, cached_tokens=k, reasoning_tokens=r)
+            for p, c, k, r in zip(prompt, completion, cached, reasoning, strict=True)]
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds, fractional allowed, or an HTTP date)."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / scale
+        except ValueError:
+            if name == "retry-after":
+                try:
+                    when = email.utils.parsedate_to_datetime(value)
+                except (TypeError, ValueError):
+                    return None
+                return max(0.0, when.timestamp() - time.time())
+            continue
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    return None
+
+
+async def _all_or_nothing(awaitables: Sequence[Awaitable[T]]) -> list[T]:
+    """Await all; if one fails, cancel the others, wait for them, and raise the failure."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+class OpenAIBackend:
+    """Samples from an OpenAI-compatible chat completions endpoint.
+
+    Args:
+        model: the model name sent with each request.
+        base_url: the API root, e.g. ``http://127.0.0.1:8001/v1``; None means the SDK's default (OpenAI, or the
+            ``OPENAI_BASE_URL`` environment variable).
+        api_key: the key; when None it is read from the environment variable ``api_key_env``
+            (default ``OPENAI_API_KEY``).
+        api_key_env: the environment variable holding the key.
+        temperature, top_p, max_tokens, stop: sampling parameters, sent when not None.
+        extra_body: extra JSON fields for every request (server-specific parameters such as ``top_k``, or
+            ``max_completion_tokens`` for models that want it instead of ``max_tokens``).
+        price_input, price_output: USD per million prompt / completion tokens.
+        price_cached_input: USD per million cached prompt tokens (default: ``price_input``).
+        timeout: seconds before a request is abandoned (and retried).
+        max_retries: retries after the first attempt, for retryable failures.
+        backoff_base, backoff_max: the exponential backoff's first and largest wait, in seconds, before jitter.
+        max_retry_after: a ``Retry-After`` longer than this many seconds is not waited for: the error is raised.
+    """
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
+                 api_key_env: str | None = None, temperature: float | None = None, top_p: float | None = None,
+                 max_tokens: int | None = None, stop: str | Sequence[str] | None = None,
+                 extra_body: Mapping[str, Any] | None = None, price_input: float = 0.0, price_output: float = 0.0,
+                 price_cached_input: float | None = None, timeout: float = 60.0, max_retries: int = 4,
+                 backoff_base: float = 0.5, backoff_max: float = 30.0, max_retry_after: float = 120.0) -> None:
+        if not model:
+            raise ConfigError("model must be a non-empty model name")
+        if api_key is not None and api_key_env is not None:
+            raise ConfigError("give api_key or api_key_env, not both")
+        env = api_key_env or "OPENAI_API_KEY"
+        key = api_key if api_key is not None else os.environ.get(env)
+        if not key:
+            raise ConfigError(f"no API key: set the environment variable {env} (or pass api_key=...); a local server "
+                              f"that checks no key accepts any value, e.g. {env}=EMPTY")
+        if temperature is not None and temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {temperature}")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+        if max_tokens is not None and max_tokens < 1:
+            raise ConfigError(f"max_tokens must be >= 1, got {max_tokens}")
+        for name, value in (("price_input", price_input), ("price_output", price_output),
+                            ("price_cached_input", price_cached_input)):
+            if value is not None and not value >= 0:
+                raise ConfigError(f"{name} must be >= 0 USD per million tokens, got {value}")
+        if not timeout > 0:
+            raise ConfigError(f"timeout must be > 0 seconds, got {timeout}")
+        if max_retries < 0:
+            raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
+        if not 0 <= backoff_base <= backoff_max:
+            raise ConfigError(f"need 0 <= backoff_base <= backoff_max, got {backoff_base} and {backoff_max}")
+        self.model = model
+        self.base_url = base_url
+        self.api_key_env = None if api_key is not None else env
+        self.temperature = temperature
+        self.top_p = top_p
+        self.max_tokens = max_tokens
+        self.stop = stop
+        self.extra_body = dict(extra_body) if extra_body else None
+        self.price_input = price_input
+        self.price_output = price_output
+        self.price_cached_input = price_input if price_cached_input is None else price_cached_input
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_retry_after = max_retry_after
+        self._client = openai.AsyncOpenAI(api_key=key, base_url=base_url, timeout=timeout, max_retries=0)
+        self._jitter = random.Random()  # timing only: never affects which samples or answers a run sees
+        # counters
+        self.requests = 0
+        self.retries = 0
+        self.errors: Counter[str] = Counter()  # every failed attempt, by kind
+        self.failures: Counter[str] = Counter()  # failures that survived the retries (raised), by kind
+        self.usage = Usage()
+        # adaptive concurrency hint
+        self.inflight = 0
+        self.backoff_until = 0.0
+        self.suggested_concurrency: int | None = None
+        self._successes_since_change = 0
+
+    def __repr__(self) -> str:
+        return (f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}, api_key='***', "
+                f"max_retries={self.max_retries})")
+
+    __str__ = __repr__
+
+    # ---- the protocol --------------------------------------------------------------------------------------
+
+    async def agenerate(self, messages: Sequence[Mapping[str, Any]], n: int = 1, *,
+                        seed: int | None = None) -> list[Sample]:
+        """``n`` samples for one conversation, in one request when the server honours ``n``.
+
+        When the server returns fewer choices than asked, the missing ones are requested with separate ``n=1``
+        requests (concurrently; with ``seed`` given, the i-th sample's request uses ``seed + i``), so the result
+        has exactly ``n`` samples or the call raises ``BackendError``. Samples carry no answer: the engine
+        extracts it.
+        """
+        if n < 1:
+            raise ConfigError(f"n must be >= 1, got {n}")
+        samples = await self._complete(messages, n, seed)
+        rounds = 0
+        while len(samples) < n:
+            rounds += 1
+            if rounds > self.max_retries + 1:
+                error = BackendError(f"{self.model}: the server returned {len(samples)} of {n} choices after "
+                                     f"{rounds} rounds of requests", retryable=True, kind="server_error")
+                self.failures[error.kind] += 1
+                raise error
+            have = len(samples)
+            refills = await _all_or_nothing([
+                self._complete(messages, 1, None if seed is None else seed + have + i) for i in range(n - have)])
+            for batch in refills:
+                samples.extend(batch)
+        return samples[:n]
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._client.close()
+
+    async def __aenter__(self) -> OpenAIBackend:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def backoff_remaining(self) -> float:
+        """Seconds until ``backoff_until`` (0 when no backoff is in force)."""
+        return max(0.0, self.backoff_until - time.monotonic())
+
+    # ---- one request, with retries -------------------------------------------------------------------------
+
+    def _params(self, messages: Sequence[Mapping[str, Any]], n: int, seed: int | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"model": self.model, "messages": list(messages), "n": n}
+        for name in ("temperature", "top_p", "max_tokens", "stop"):
+            value = getattr(self, name)
+            if value is not None:
+                params[name] = value if name != "stop" or isinstance(value, str) else list(value)
+        if seed is not None:
+            params["seed"] = seed
+        if self.extra_body:
+            params["extra_body"] = self.extra_body
+        return params
+
+    async def _complete(self, messages: Sequence[Mapping[str, Any]], n: int, seed: int | None) -> list[Sample]:
+        params = self._params(messages, n, seed)
+        attempt = 0
+        while True:
+            wait = self.backoff_remaining()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self.requests += 1
+            self.inflight += 1
+            try:
+                response = await self._client.chat.completions.create(**params)
+            except openai.APIError as raw:
+                error, retry_after = self._classify(raw)
+            else:
+                self._succeeded()
+                return self._samples(response)
+            finally:
+                self.inflight -= 1
+            self.errors[error.kind] += 1
+            if error.kind == "rate_limit":
+                self._rate_limited(retry_after)
+            if retry_after is not None and retry_after > self.max_retry_after:
+                error = BackendError(f"{error} (the server asks to wait {retry_after:g} s, more than "
+                                     f"max_retry_after={self.max_retry_after:g})", retryable=True, kind=error.kind)
+                self.failures[error.kind] += 1
+                raise error
+            if not error.retryable or attempt >= self.max_retries:
+                self.failures[error.kind] += 1
+                if error.retryable:
+                    logger.warning("giving up after %d attempts: %s", attempt + 1, error)
+                raise error
+            delay = self._delay(attempt, retry_after)
+            self.retries += 1
+            attempt += 1
+            logger.info("retry %d/%d in %.2f s: %s", attempt, self.max_retries, delay, error)
+            await asyncio.sleep(delay)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after * (1.0 + 0.1 * self._jitter.random())  # a little spread, never sooner
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** attempt)
+        return ceiling * (0.5 + 0.5 * self._jitter.random())
+
+    def _redact(self, text: str) -> str:
+        secret = self._client.api_key
+        return text.replace(secret, "***") if isinstance(secret, str) and len(secret) >= 4 else text
+
+    def _classify(self, error: openai.APIError) -> tuple[BackendError, float | None]:
+        """Our error for an SDK error, and the server's Retry-After in seconds if it sent one."""
+        retry_after: float | None = None
+        if isinstance(error, openai.APITimeoutError):
+            kind, retryable, detail = "timeout", True, f"no response within {self.timeout:g} s"
+        elif isinstance(error, openai.APIConnectionError):
+            cause = error.__cause__
+            detail = f"cannot connect: {cause}" if cause is not None else "cannot connect"
+            kind, retryable = "connection", True
+        elif isinstance(error, openai.APIStatusError):
+            status = error.status_code
+            retry_after = _retry_after(error.response.headers)
+            body = error.body if isinstance(error.body, dict) else {}
+            message = body.get("message") if isinstance(body.get("message"), str) else None
+            detail = f"HTTP {status}: {message or error.message}"
+            code = error.code
+            if status == 429:
+                # OpenAI's out-of-credit error is a 429 too, but waiting does not fix it.
+                kind, retryable = "rate_limit", code != "insufficient_quota"
+            elif status == 409 and code == "pool_exhausted":
+                kind, retryable = "exhausted", False
+            elif status in (401, 403):
+                kind, retryable = "auth", False
+            elif status == 408:
+                kind, retryable = "timeout", True
+            elif status == 409 or status >= 500:
+                kind, retryable = "server_error", True
+            else:
+                kind, retryable = "bad_request", False
+        else:  # a response the SDK could not read
+            kind, retryable, detail = "server_error", True, error.message
+        detail = self._redact(" ".join(str(detail).split()))[:500]
+        return BackendError(f"{self.model}: {detail}", retryable=retryable, kind=kind), retry_after
+
+    # ---- adaptive concurrency ------------------------------------------------------------------------------
+
+    def _rate_limited(self, retry_after: float | None) -> None:
+        now = time.monotonic()
+        in_window = now < self.backoff_until
+        wait = retry_after if retry_after is not None else self.backoff_base
+        self.backoff_until = max(self.backoff_until, now + wait)
+        if in_window and self.suggested_concurrency is not None:
+            return  # one decrease per backoff window: requests that were already in flight are not news
+        current = self.inflight + 1  # the request that was just refused
+        ceiling = current if self.suggested_concurrency is None else min(self.suggested_concurrency, current)
+        self.suggested_concurrency = max(1, ceiling // 2)
+        self._successes_since_change = 0
+        logger.info("rate limited: backing off %.2f s, suggested concurrency %d", wait, self.suggested_concurrency)
+
+    def _succeeded(self) -> None:
+        if self.suggested_concurrency is None:
+            return
+        self._successes_since_change += 1
+        if self._successes_since_change >= self.suggested_concurrency:
+            self.suggested_concurrency += 1
+            self._successes_since_change = 0
+
+    # ---- responses -----------------------------------------------------------------------------------------
+
+    def _cost(self, usage: Usage) -> float:
+        uncached = usage.prompt_tokens - usage.cached_tokens
+        return (uncached * self.price_input + usage.cached_tokens * self.price_cached_input
+                + usage.completion_tokens * self.price_output) / 1e6
+
+    def _samples(self, response: Any) -> list[Sample]:
+        choices = sorted(response.choices, key=lambda c: c.index)
+        texts = [c.message.content if c.message is not None and c.message.content else None for c in choices]
+        total = Usage()
+        reported = response.usage
+        if reported is not None:
+            prompt_details = getattr(reported, "prompt_tokens_details", None)
+            completion_details = getattr(reported, "completion_tokens_details", None)
+            total = Usage(prompt_tokens=reported.prompt_tokens or 0,
+                          completion_tokens=reported.completion_tokens or 0,
+                          cached_tokens=getattr(prompt_details, "cached_tokens", None) or 0,
+                          reasoning_tokens=getattr(completion_details, "reasoning_tokens", None) or 0)
+        total.cost_usd = self._cost(total)
+        self.usage.add(total)
+        shares = split_usage(total, [len(t or "") for t in texts])
+        samples = []
+        for choice, text, share in zip(choices, texts, shares, strict=True):
+            share.cost_usd = self._cost(share)
+            samples.append(Sample(text, None, share, choice.finish_reason))
+        logger.debug("%s: %d choices, %d prompt + %d completion tokens", self.model, len(samples),
+                     total.prompt_tokens, total.completion_tokens)
+        return samples
