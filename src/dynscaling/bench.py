@@ -18,6 +18,7 @@ from .drivers import replay
 from .errors import ConfigError
 from .pools import Pool
 from .strategies import Strategy, parse_strategy
+from .types import RunResult
 
 __all__ = ["BenchPoint", "headline", "mean_ci95", "run_bench"]
 
@@ -52,11 +53,13 @@ class BenchPoint:
     tokens_per_question: float
     parse_rate: float
     accuracies: list[float] = field(repr=False)
+    cost_per_question: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         record = asdict(self)
         for key in ("accuracy_mean", "accuracy_ci95", "samples_per_question", "tokens_per_question", "parse_rate"):
             record[key] = round(record[key], 6)
+        record["cost_per_question"] = round(self.cost_per_question, 8)
         record["accuracies"] = [round(a, 6) for a in self.accuracies]
         return record
 
@@ -66,8 +69,11 @@ def _budgets_for(strategy: Strategy, budgets: Sequence[float]) -> list[float]:
 
 
 def run_bench(pools: Sequence[Pool], strategies: Iterable[Strategy | str], budgets: Sequence[float], seeds: int,
-              progress: Callable[[str], None] | None = None) -> list[BenchPoint]:
-    """Replay every strategy at every budget (samples per question) with ``seeds`` seeds on every pool."""
+              progress: Callable[[str], None] | None = None,
+              on_result: Callable[[Pool, Strategy, float, int, RunResult], None] | None = None) -> list[BenchPoint]:
+    """Replay every strategy at every budget (samples per question) with ``seeds`` seeds on every pool.
+
+    ``on_result`` sees every run's full result (per question), e.g. to keep seed 0 for a report."""
     parsed = [parse_strategy(s) for s in strategies]
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {seeds}")
@@ -85,17 +91,20 @@ def run_bench(pools: Sequence[Pool], strategies: Iterable[Strategy | str], budge
                 if progress:
                     progress(f"{pool.name}: {strategy.label} at {budget:g} samples/question")
                 total = Budget(samples=max(1, round(budget * questions)))
-                accuracies, spent, tokens, parse = [], [], [], []
+                accuracies, spent, tokens, parse, cost = [], [], [], [], []
                 for seed in range(seeds):
                     result = replay(pool, strategy, total, seed=seed)
+                    if on_result is not None:
+                        on_result(pool, strategy, budget, seed, result)
                     accuracies.append(result.accuracy or 0.0)
                     spent.append(result.samples / questions)
                     tokens.append(result.usage.total_tokens / questions)
                     parse.append(result.parse_rate)
+                    cost.append(result.usage.cost_usd / questions)
                 mean, ci = mean_ci95(accuracies)
                 points.append(BenchPoint(pool.name, strategy.label, budget, seeds, mean, ci,
                                          statistics.fmean(spent), statistics.fmean(tokens), statistics.fmean(parse),
-                                         accuracies))
+                                         accuracies, statistics.fmean(cost)))
     return points
 
 

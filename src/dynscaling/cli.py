@@ -83,14 +83,17 @@ def cli() -> None:
               help="Write every point as a JSON list to this file.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write accuracy-vs-samples plots (PNG and SVG), one per pool, into this folder.")
+@click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the run (points and per-question results) into this folder, for 'dynscaling report'.")
 @_fail_cleanly
 def bench(pools: Sequence[Path], strategies: str, budgets: str, seeds: int, answers: str,
-          json_path: Path | None, plot_dir: Path | None) -> None:
+          json_path: Path | None, plot_dir: Path | None, run_dir: Path | None) -> None:
     """Compare strategies on recorded model outputs (replay pools): no API key, no network."""
     from rich.console import Console
 
     from .bench import headline, run_bench
     from .pools import bundled_pools, load_pool
+    from .runs import question_rows, write_run
     from .strategies import parse_strategy
 
     err = Console(stderr=True)
@@ -110,11 +113,24 @@ def bench(pools: Sequence[Path], strategies: str, budgets: str, seeds: int, answ
     for path in paths:
         with err.status(f"loading {path}"):  # transient: leaves nothing behind on stderr
             loaded.append(load_pool(path, answers=answers))  # type: ignore[arg-type]
+    rows: list[dict[str, Any]] = []
+
+    def keep(pool: Any, strategy: Any, budget: float, seed: int, result: Any) -> None:
+        if seed == 0 and run_dir is not None:
+            texts = {e.question.id: e.question.text for e in pool.entries}
+            golds = {e.question.id: e.question.gold for e in pool.entries}
+            rows.extend(question_rows(pool.name, strategy.label, budget, seed, result.results, texts, golds))
+
     with err.status("benchmarking") as status:
-        points = run_bench(loaded, specs, budget_list, seeds, progress=lambda m: status.update(m))
+        points = run_bench(loaded, specs, budget_list, seeds, progress=lambda m: status.update(m), on_result=keep)
     _print_points(points, loaded)
     if any(s.name == "sc" for s in specs):
         _print_headline(headline(points, loaded))
+    if run_dir is not None:
+        write_run(run_dir, {"source": "replay", "pools": [str(p) for p in paths], "answers": answers,
+                            "strategies": [s.label for s in specs], "budgets": budget_list, "seeds": seeds},
+                  [p.to_dict() for p in points], rows)
+        click.echo(f"wrote {run_dir} (dynscaling report {run_dir})", err=True)
     if json_path is not None:
         json_path.write_text(json.dumps([p.to_dict() for p in points], indent=1) + "\n")
         click.echo(f"wrote {json_path}", err=True)
