@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 from .budget import Budget
-from .drivers import replay
+from .drivers import AsyncBackend, replay
 from .errors import ConfigError
 from .pools import Pool
 from .strategies import Strategy, parse_strategy
-from .types import RunResult
+from .types import Question, RunResult
 
-__all__ = ["BenchPoint", "headline", "mean_ci95", "run_bench"]
+__all__ = ["BenchPoint", "arun_live_bench", "headline", "mean_ci95", "run_bench"]
 
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -144,3 +146,67 @@ def headline(points: Sequence[BenchPoint], pools: Sequence[Pool], tolerance: flo
             found.append(Headline(pool.name, strategy, full.accuracy_mean,
                                   min(reached) if reached else None, pool.samples_per_question))
     return found
+
+
+def accuracy_interval(correct: Sequence[bool]) -> float:
+    """Half-width of the normal 95% interval of an accuracy over questions (one live run, no seeds)."""
+    n = len(correct)
+    if n == 0:
+        return 0.0
+    p = sum(correct) / n
+    return 1.96 * math.sqrt(p * (1 - p) / n)
+
+
+def live_strategy(strategy: Strategy, largest_budget: float) -> Strategy:
+    """Cap the bandit's samples per question at the sweep's largest budget (unless the user set a cap), so that
+    every point of a live curve draws from the samples of its largest point and the curve costs no more."""
+    if strategy.name in ("dynscaling", "dynscaling-parallel") and "cap" not in dict(strategy.params):
+        return Strategy(strategy.name, (*strategy.params, ("cap", max(1, math.ceil(largest_budget)))))
+    return strategy
+
+
+async def arun_live_bench(questions: Sequence[Question], backend: AsyncBackend, strategies: Iterable[Strategy | str],
+                          budgets: Sequence[float], *, seeds: int = 1, name: str = "live",
+                          journal_path: str | Path | None = None, concurrency: int = 8,
+                          backend_identity: Mapping[str, Any] | None = None, max_tokens: int | None = None,
+                          progress: Callable[[str], None] | None = None,
+                          on_result: Callable[[Strategy, float, int, RunResult], None] | None = None,
+                          ) -> list[BenchPoint]:
+    """Run strategies x budgets x seeds against a live backend, sharing samples through one journal.
+
+    Independent samples of a question are keyed by (backend, seed, question, index, prompt), so self-consistency
+    at budget 8 reuses the samples of budget 4, and ESC, adaptive and dynscaling-parallel reuse them too: the
+    whole curve costs about what its largest point costs. With one seed the interval is over questions.
+    """
+    from .solve import SolveConfig, asolve
+
+    parsed = [parse_strategy(s) for s in strategies]
+    largest = max(budgets)
+    points: list[BenchPoint] = []
+    n = len(questions)
+    for strategy in parsed:
+        run_strategy = live_strategy(strategy, largest)
+        for budget in _budgets_for(strategy, budgets):
+            accuracies, spent, tokens, parse, cost, correct = [], [], [], [], [], []
+            for seed in range(seeds):
+                if progress:
+                    progress(f"{name}: {strategy.label} at {budget:g} samples/question, seed {seed}")
+                config = SolveConfig(run_strategy, Budget(samples=max(1, round(budget * n))), seed=seed,
+                                     concurrency=concurrency, backend_identity=backend_identity,
+                                     max_tokens=max_tokens)
+                result = await asolve(questions, backend, config, journal_path=journal_path)
+                if on_result is not None:
+                    on_result(strategy, budget, seed, result)
+                accuracies.append(result.accuracy or 0.0)
+                spent.append(result.samples / n)
+                tokens.append(result.usage.total_tokens / n)
+                parse.append(result.parse_rate)
+                cost.append(result.usage.cost_usd / n)
+                correct = [bool(r.correct) for r in result.results]
+            mean, ci = mean_ci95(accuracies)
+            if seeds == 1:
+                ci = accuracy_interval(correct)
+            points.append(BenchPoint(name, strategy.label, budget, seeds, mean, ci, statistics.fmean(spent),
+                                     statistics.fmean(tokens), statistics.fmean(parse), accuracies,
+                                     statistics.fmean(cost)))
+    return points

@@ -81,7 +81,10 @@ async def asolve(questions: Sequence[Question], backend: AsyncBackend, config: S
         log = journal.open_run(
             sample_key={"backend": dict(config.backend_identity or {}), "seed": config.seed},
             # The batch enters the key as a hash: the journal's run rows never hold question text.
-            run_key={"strategy": strategy.label,
+            # The budget is part of the run (its event order), not of the samples: a larger budget is a new run
+            # that reuses every sample the smaller one paid for.
+            run_key={"strategy": strategy.label, "budget": [config.budget.samples, config.budget.tokens,
+                                                             config.budget.usd],
                      "questions": stable_hash([[q.id, q.text, q.answer_type] for q in questions])},
             fresh=fresh)
         return await arun(engine, backend, concurrency=config.concurrency, log=log, seed=config.seed,
