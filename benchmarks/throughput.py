@@ -1,9 +1,11 @@
-"""Live-path throughput: how well a caller keeps an OpenAI-compatible server busy.
+"""Live-path throughput: how well the engine keeps an OpenAI-compatible server busy.
 
 Starts a ``ReplayServer`` on a bundled pool (``slots`` requests processed at once, ``latency`` seconds each), then
-sends ``--requests`` chat completions through ``OpenAIBackend.agenerate`` from a semaphore loop that keeps
-``--concurrency`` requests in flight (a new one starts as soon as any one returns). Prints wall time, requests/s
-and slot utilisation = busy slot-seconds / (slots x wall): 1.0 means the server never had an idle slot.
+runs the real live path: ``Engine`` (self-consistency over ``requests / 4`` questions, 4 samples each) driven by
+``dynscaling.drivers.arun`` with ``--concurrency`` requests in flight, through ``OpenAIBackend`` and the official
+SDK. ``--driver semaphore`` instead sends the same number of requests from a bare semaphore loop, to separate
+the engine's cost from the SDK's. Prints wall time, requests/s and slot utilisation = busy slot-seconds /
+(slots x wall): 1.0 means the server never had an idle slot.
 
     python benchmarks/throughput.py [--requests 1000] [--concurrency 32] [--slots 32] [--latency 0.2]
 
@@ -23,7 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from dynscaling import Budget, Engine
 from dynscaling.backends.openai import OpenAIBackend
+from dynscaling.drivers import arun
 from dynscaling.pools import Pool, bundled_pools, load_pool
 from dynscaling.replay_server import ReplayServer
 from dynscaling.samplers import Prompts
@@ -80,6 +84,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=32, help="requests the server processes at once")
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per request at the server")
     parser.add_argument("--pool", default="code-davinci-002", help="bundled pool (name fragment)")
+    parser.add_argument("--driver", choices=["engine", "semaphore"], default="engine")
     args = parser.parse_args()
 
     pool = pool_with(args.requests, args.pool)
@@ -89,7 +94,13 @@ def main() -> None:
             backend = OpenAIBackend(server.model, base_url=server.base_url, api_key="unused", timeout=30)
             try:
                 started, cpu = time.perf_counter(), time.process_time()
-                await drive(backend, pool, args.requests, args.concurrency)
+                if args.driver == "engine":
+                    questions = pool.questions[:max(1, args.requests // 4)]
+                    engine = Engine(questions, "sc", Budget(samples=args.requests))
+                    result = await arun(engine, backend, concurrency=args.concurrency)
+                    assert result.samples == args.requests, result.failures
+                else:
+                    await drive(backend, pool, args.requests, args.concurrency)
                 return time.perf_counter() - started, time.process_time() - cpu, backend
             finally:
                 await backend.aclose()
@@ -97,7 +108,8 @@ def main() -> None:
         wall, cpu, backend = asyncio.run(run())
         stats = server.stats.snapshot()
     ideal = args.requests * args.latency / args.slots
-    print(f"pool {pool.name}: {args.requests} requests, caller concurrency {args.concurrency}, "
+    print(f"pool {pool.name}: {args.requests} requests via the {args.driver} driver, caller concurrency "
+          f"{args.concurrency}, "
           f"server slots {args.slots}, latency {args.latency:g} s")
     print(f"wall time          {wall:8.3f} s   (ideal {ideal:.3f} s)")
     print(f"requests/s         {args.requests / wall:8.1f}     (ideal {args.requests / ideal:.1f})"

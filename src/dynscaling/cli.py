@@ -207,10 +207,10 @@ def _live_bench(*, dataset: str, data_dir: Path | None, limit: int | None, subse
     prompt = sum(estimate_tokens(Prompts().user_question(q)) for q in questions) / len(questions)
     completion = max_tokens or 500
     usd = samples * (prompt * price_in + completion * price_out) / 1e6
-    cost_note = f"${usd:.2f}" if price else "unknown (give --price IN,OUT)"
+    cost_note = f"cost at most ${usd:.2f}" if price else "cost unknown (give --price IN,OUT)"
     click.echo(f"{dataset}: {len(questions)} questions; at most {samples} samples, about "
                f"{samples * (prompt + completion):,.0f} tokens (~{completion} completion tokens each"
-               f"{'' if max_tokens else ', a guess: set --max-tokens to bound it'}); cost at most {cost_note}. "
+               f"{'' if max_tokens else ', a guess: set --max-tokens to bound it'}); {cost_note}. "
                "Samples already in the journal are reused, not paid again.", err=True)
     if price and usd > confirm_above and not yes:
         if not sys.stdin.isatty():
