@@ -227,3 +227,60 @@ class TestBadRequests:
                     c.models.list()
             with openai.OpenAI(base_url=url, api_key="client-key", max_retries=0) as c:
                 assert [m.id for m in c.models.list()][0] == upstream.model
+
+
+class TestBatchAccuracy:
+    def test_a_300_question_batch_matches_solve_on_the_same_pool_and_budget(self, pool, tmp_path,
+                                                                           monkeypatch) -> None:  # noqa: ANN001
+        import math
+        import statistics
+
+        from click.testing import CliRunner
+
+        from dynscaling import Budget, replay
+        from dynscaling.cli import cli
+        from dynscaling.pools import Pool
+
+        monkeypatch.setenv("UPSTREAM_KEY", "k")
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        subset = Pool(pool.name, pool.path, pool.entries[:300])
+        # Through the batch endpoint: one budget of 4 samples per question across the 300 questions.
+        with ReplayServer(subset, seed=21) as upstream:
+            config = ServeConfig(upstream_url=upstream.base_url, upstream_model=upstream.model,
+                                 upstream_api_key_env="UPSTREAM_KEY", answer_type="date", concurrency=8,
+                                 strategy="dynscaling", journal_path=tmp_path / "serve.sqlite")
+            lines = [json.dumps({"custom_id": e.question.id, "method": "POST", "url": "/v1/chat/completions",
+                                 "body": {"model": f"dynscaling/4/{upstream.model}",
+                                          "messages": [{"role": "user", "content": e.question.text}]}})
+                     for e in subset.entries]
+            with Uvicorn(create_app(config)) as url:
+                reply = post(url.removesuffix("/v1") + "/v1/dynscaling/batch", "\n".join(lines), timeout=300)
+            batch_served = upstream.stats.snapshot()["samples"]
+        assert reply.status_code == 200
+        golds = {e.question.id: e.question.gold for e in subset.entries}
+        out = [json.loads(line) for line in reply.text.splitlines()]
+        from dynscaling import answers_match
+
+        batch_accuracy = statistics.fmean(
+            answers_match(o["response"]["body"]["dynscaling"]["answer"], golds[o["custom_id"]], "date")
+            for o in out)
+        assert batch_served <= 4 * 300
+        # The same pool, budget and strategy through `dynscaling solve`.
+        batch_file = tmp_path / "in.jsonl"
+        batch_file.write_text("".join(json.dumps({"id": e.question.id, "question": e.question.text,
+                                                  "answer_type": "date", "gold": e.question.gold}) + "\n"
+                                      for e in subset.entries))
+        with ReplayServer(subset, seed=22) as upstream:
+            result = CliRunner().invoke(cli, ["solve", str(batch_file), "--out", str(tmp_path / "out.jsonl"),
+                                              "--base-url", upstream.base_url, "--model", upstream.model,
+                                              "--journal", str(tmp_path / "solve.sqlite"), "--budget", "4",
+                                              "--strategy", "dynscaling"])
+        assert result.exit_code == 0, result.output
+        rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+        solve_accuracy = statistics.fmean(bool(r["correct"]) for r in rows)
+        # Recorded samples do not depend on the chain shown, so the replay bandit gives the spread of one run.
+        seeds = [replay(subset, "dynscaling-parallel", Budget(samples=1200), seed=s).accuracy for s in range(10)]
+        half = 2.262 * statistics.stdev(seeds) * math.sqrt(1 + 1 / 10)
+        print(f"batch {batch_accuracy:.4f} solve {solve_accuracy:.4f} replay {statistics.fmean(seeds):.4f} ± {half:.4f}")
+        assert abs(batch_accuracy - solve_accuracy) <= max(math.sqrt(2) * half, 1 / 300), \
+            (batch_accuracy, solve_accuracy, half)
