@@ -312,9 +312,9 @@ def _accuracy_figure(pool: str, points: Sequence[dict[str, Any]], colors: Mappin
             if axes is right and not has_tokens:
                 continue
             x = [p[key] for p in series]
-            axes.plot(x, y, **style)
+            axes.plot(x, y, zorder=3, **style)
             if len(series) > 1:
-                axes.fill_between(x, low, high, color=colors[strategy], alpha=0.15, linewidth=0)
+                axes.fill_between(x, low, high, color=colors[strategy], alpha=0.1, linewidth=0, zorder=1)
             else:
                 axes.errorbar(x, y, yerr=[p["accuracy_ci95"] for p in series], color=colors[strategy],
                               linewidth=1.2, capsize=3)
@@ -329,7 +329,8 @@ def _accuracy_figure(pool: str, points: Sequence[dict[str, Any]], colors: Mappin
         axes.set_xlabel(label)
         axes.grid(True, alpha=0.3)
         axes.spines[["top", "right"]].set_visible(False)
-    left.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    low, high = left.get_ylim()
+    left.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0 if high - low >= 0.05 else 1))
     left.set_ylabel("accuracy (mean, 95% band over seeds)")
     left.set_title("accuracy vs samples", fontsize=10)
     right.set_title("accuracy vs tokens", fontsize=10)
@@ -362,8 +363,6 @@ def _calibration_figure(pool: str, calibrations: Sequence[_Calibration], colors:
         filled = [b for b in calibration.bins if b.count]
         axes.bar([b.low for b in filled], [b.accuracy for b in filled], width=[b.high - b.low for b in filled],
                  align="edge", color=colors[calibration.strategy], alpha=0.75, edgecolor="white", linewidth=0.6)
-        axes.plot([b.confidence for b in filled], [b.confidence for b in filled], linestyle="none", marker="_",
-                  color="#222222", markersize=6)
         for b in filled:
             axes.text((b.low + b.high) / 2, min(b.accuracy, 1.0) + 0.02, str(b.count), ha="center",
                       va="bottom", fontsize=7, color="#333333")
@@ -463,13 +462,15 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int =
     return "\n".join(lines)
 
 
-def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1,
+def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int | set[int] = 1,
                 groups: Sequence[bool] | None = None, caption: str | None = None) -> str:
-    """An HTML table of already-escaped cells; ``groups[i]`` starts a new group of rows at row ``i``."""
+    """An HTML table of already-escaped cells; ``groups[i]`` starts a new group of rows at row ``i``. Columns
+    align right (numbers) except the first ``left`` ones, or the ``left`` set of column indices."""
     out = ["<table>"]
     if caption:
         out.append(f"<caption>{caption}</caption>")
-    align = [' class="l"' if i < left else "" for i in range(len(headers))]
+    lefts = left if isinstance(left, set) else set(range(left))
+    align = [' class="l"' if i in lefts else "" for i in range(len(headers))]
     out.append("<thead><tr>" + "".join(f'<th{align[i]} scope="col">{h}</th>' for i, h in enumerate(headers)) +
                "</tr></thead><tbody>")
     for index, row in enumerate(rows):
@@ -603,10 +604,13 @@ class _Context:
 # ---- shared text
 
 
-def _facts(c: _Context) -> list[tuple[str, str]]:
-    """(label, plain text) rows describing the run."""
+_Fact = tuple[str, "str | list[tuple[str, str | None]]"]
+
+
+def _facts(c: _Context) -> list[_Fact]:
+    """(label, plain text) rows describing the run; pools are a list of (text, file path or None)."""
     meta = c.meta
-    facts: list[tuple[str, str]] = []
+    facts: list[_Fact] = []
     source = meta.get("source")
     if source == "replay":
         facts.append(("source", "replay of recorded model outputs (no model was called)"))
@@ -615,15 +619,9 @@ def _facts(c: _Context) -> list[tuple[str, str]]:
     for key in ("dataset", "model", "base_url"):
         if meta.get(key):
             facts.append((key.replace("_", " "), str(meta[key])))
-    paths = {Path(str(p)).name.split(".")[0]: str(p) for p in meta.get("pools") or []}
-    pool_text = []
-    for pool in c.pools:
-        size = f"{pool.questions} questions" if pool.questions else "questions not recorded"
-        pool_text.append(f"{pool.name} ({size})" + (f" from {paths[pool.name]}" if pool.name in paths else ""))
-    facts.append(("pools" if len(c.pools) > 1 else "pool", "; ".join(pool_text)))
+    facts.append(("pools" if len(c.pools) > 1 else "pool", _pool_facts(c)))
     if meta.get("answers"):
         facts.append(("answers", f"{meta['answers']} (how recorded answers were read)"))
-    facts.append(("strategies", ", ".join(c.strategies)))
     facts.append(("budgets", ", ".join(f"{b:g}" for b in c.budgets) + " samples per question (nominal)"))
     facts.append(("seeds", f"{c.seeds} (random sample orders per point)"))
     if meta.get("created"):
@@ -634,6 +632,18 @@ def _facts(c: _Context) -> list[tuple[str, str]]:
         if key not in known:
             facts.append((key, "(hidden)" if _SECRET.search(key) else str(value)))
     return facts
+
+
+def _pool_facts(c: _Context) -> list[tuple[str, str | None]]:
+    """One line per pool: name, number of questions, and the file it came from when run.json names it."""
+    paths = [str(p) for p in c.meta.get("pools") or []]
+    lines = []
+    for pool in c.pools:
+        size = f"{pool.questions} questions" if pool.questions else "questions not recorded"
+        path = next((p for p in paths if re.fullmatch(re.escape(pool.name) + r"(\.jsonl)?(\.gz)?",
+                                                      Path(p).name)), None)
+        lines.append((f"{pool.name} ({size})", path))
+    return lines
 
 
 def _reading(c: _Context) -> list[str]:
@@ -670,14 +680,32 @@ def _sampling_error(pool: _Pool) -> str | None:
             f"(binomial 95% at {_pct(p)}%), which the bands over seeds do not include.")
 
 
-def _cost_rows(pool: _Pool) -> tuple[list[str], list[list[str]], list[bool]]:
+def _best_points(points: Sequence[dict[str, Any]]) -> set[int]:
+    """Indices of the points with the best mean accuracy among the methods (not single, not oracle) at each
+    budget, when at least two methods ran it and they do not all tie."""
+    best: set[int] = set()
+    for budget in {p["budget"] for p in points}:
+        at = [i for i, p in enumerate(points) if p["budget"] == budget and not _is_reference(p["strategy"])]
+        if len(at) < 2:
+            continue
+        top = max(round(points[i]["accuracy_mean"], 6) for i in at)
+        leaders = [i for i in at if round(points[i]["accuracy_mean"], 6) == top]
+        if len(leaders) < len(at):  # when every method ties, no one stands out
+            best.update(leaders)
+    return best
+
+
+def _cost_rows(pool: _Pool) -> tuple[list[str], list[list[str]], list[bool], list[bool]]:
+    """Headers, rows, whether each row starts a strategy, whether its accuracy is the best at its budget."""
     headers = ["strategy", "budget", "accuracy (%)", "samples/q", "tokens/q"]
     if pool.has_cost:
         headers.append("$/q")
     headers.append("parse rate")
-    rows, groups, previous = [], [], None
+    rows, groups, bold, previous = [], [], [], None
+    best = {id(pool.points[i]) for i in _best_points(pool.points)}
     for strategy in _ordered(p["strategy"] for p in pool.points):
         for p in sorted((p for p in pool.points if p["strategy"] == strategy), key=lambda p: p["budget"]):
+            bold.append(id(p) in best)
             row = [strategy, f"{p['budget']:g}", _accuracy(p), _number(p["samples_per_question"]),
                    _number(p["tokens_per_question"], 0)]
             if pool.has_cost:
@@ -686,7 +714,7 @@ def _cost_rows(pool: _Pool) -> tuple[list[str], list[list[str]], list[bool]]:
             rows.append(row)
             groups.append(strategy != previous)
             previous = strategy
-    return headers, rows, groups
+    return headers, rows, groups, bold
 
 
 def _headline_rows(c: _Context) -> list[list[str]]:
@@ -709,12 +737,13 @@ def _headline_rows(c: _Context) -> list[list[str]]:
 _HEADLINE_HEADERS = ["pool", "strategy", "samples/q to reach", "at budget", "accuracy (%)", "of sc's samples"]
 
 
-def _headline_intro(c: _Context) -> str:
+def _headline_intro(c: _Context, targets_in_text: bool = True) -> str:
     targets = "; ".join(f"{p.name}: sc's best {_pct(p.headline.sc_best['accuracy_mean'])}% at budget "
                         f"{p.headline.sc_best['budget']:g}, target {_pct(p.headline.target)}%"
                         for p in c.pools if p.headline)
     return (f"The fewest samples per question spent (mean over seeds) at which each strategy's mean accuracy comes "
-            f"within {TOLERANCE} of self-consistency's best accuracy measured in this run ({targets}). Only the "
+            f"within {TOLERANCE} of self-consistency's best accuracy measured in this run"
+            f"{f' ({targets})' if targets_in_text else ''}. Only the "
             "budgets of this run are measured, so a strategy may need less than shown. 'of sc's samples' compares "
             "with what sc itself needs to reach the same target.")
 
@@ -774,6 +803,12 @@ p{margin:.5rem 0}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1.2rem;margin:.5rem 0 1rem}
 dl.facts dt{color:var(--muted)}
 dl.facts dd{margin:0;overflow-wrap:anywhere}
+ul.plain{list-style:none;margin:0;padding:0}
+ul.plain li{margin-bottom:.2rem}
+code.path{background:none;padding:0;color:var(--muted);font-size:.78rem}
+.small{font-size:.8rem}
+.run-grid{display:grid;grid-template-columns:minmax(0,1.1fr) minmax(0,1fr);gap:0 2rem;align-items:start}
+@media (max-width:900px){.run-grid{grid-template-columns:1fr}}
 nav.toc{background:var(--soft);border:1px solid var(--line);border-radius:8px;padding:.7rem 1.2rem;margin:1.2rem 0}
 nav.toc h2{font-size:1rem;margin:0 0 .3rem;border:0;padding:0}
 nav.toc ol{margin:.1rem 0;padding-left:1.3rem}
@@ -893,8 +928,8 @@ def _question_html(pool: _Pool, item: _Disagreement, strategies: Sequence[str]) 
     question = _e(text) if text else '<span class="muted">question text not recorded</span>'
     body = [f'<p class="question">{question}</p>',
             f"<p>Gold: <code>{_e(gold)}</code></p>" if gold is not None else "",
-            '<div class="table-wrap">' + _html_table(
-                ["strategy", "budget", "answer", "", "confidence", "samples", "votes"], table_rows, left=1) + "</div>"]
+            '<div class="table-wrap">' + _html_table(["strategy", "budget", "answer", "", "confidence", "samples",
+                                                      "votes"], table_rows, left={0, 2, 3, 6}) + "</div>"]
     for strategy in strategies:
         row = rows.get(strategy)
         if row is not None and row.get("samples_detail"):
@@ -925,12 +960,16 @@ def _render_html(c: _Context) -> str:
            '<nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>' + "".join(toc) + "</ol></nav>",
            "<main>"]
 
-    out.append('<section id="run"><h2>What was run</h2><dl class="facts">')
-    out += [f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>" for label, value in _facts(c)]
+    out.append('<section id="run"><h2>What was run</h2><div class="run-grid"><dl class="facts">')
+    for label, value in _facts(c):
+        shown = _e(value) if isinstance(value, str) else '<ul class="plain">' + "".join(
+            f"<li>{_e(text)}" + (f'<br><code class="path">{_e(path)}</code>' if path else "") + "</li>"
+            for text, path in value) + "</ul>"
+        out.append(f"<dt>{_e(label)}</dt><dd>{shown}</dd>")
     out.append("</dl>")
     strategy_rows = [[_e(s), _e(summaries.get(_base(s), ""))] for s in c.strategies]
     out.append('<div class="table-wrap">' + _html_table(["strategy", "what it does"], strategy_rows, left=2) +
-               "</div></section>")
+               "</div></div></section>")
 
     out.append('<section id="reading"><h2>How to read the numbers</h2><ul class="reading">')
     out += [f"<li>{_e(line)}</li>" for line in _reading(c)]
@@ -938,9 +977,15 @@ def _render_html(c: _Context) -> str:
 
     if any(p.headline for p in c.pools):
         out.append('<section id="headline"><h2>Headline: samples per question to match self-consistency</h2>')
-        out.append(f"<p>{_e(_headline_intro(c))}</p>")
+        out.append(f"<p>{_e(_headline_intro(c, targets_in_text=False))}</p>")
         rows = [[_e(x) for x in row] for row in _headline_rows(c)]
         groups = [i == 0 or rows[i][0] != rows[i - 1][0] for i in range(len(rows))]
+        targets = {p.name: p.headline for p in c.pools if p.headline}
+        for row, first in zip(rows, groups, strict=True):
+            h = targets.get(html.unescape(row[0]))
+            row[0] = "" if not first else row[0] if h is None else (
+                f'{row[0]}<br><span class="small muted">sc best {_pct(h.sc_best["accuracy_mean"])}%, '
+                f"target {_pct(h.target)}%</span>")
         out.append('<div class="table-wrap">' + _html_table(_HEADLINE_HEADERS, rows, left=2, groups=groups) +
                    "</div>")
         missing = [p.name for p in c.pools if not p.headline]
@@ -957,11 +1002,15 @@ def _render_html(c: _Context) -> str:
         error = _sampling_error(pool)
         if error:
             out.append(f'<p class="muted">{_e(error)}</p>')
-        headers, rows, groups = _cost_rows(pool)
+        headers, rows, groups, bold = _cost_rows(pool)
+        cells = [[_e(x) for x in r] for r in rows]
+        for row, first, strong in zip(cells, groups, bold, strict=True):
+            row[0] = row[0] if first else ""
+            row[2] = f"<strong>{row[2]}</strong>" if strong else row[2]
         out.append('<div class="table-wrap">' + _html_table(
-            headers, [[_e(x) for x in r] for r in rows], groups=groups,
-            caption="Accuracy ± 95% interval over seeds; spend per question actually spent, mean over seeds.") +
-            "</div></section>")
+            headers, cells, groups=groups,
+            caption="Accuracy ± 95% interval over seeds (bold: the best method at that budget, single and oracle "
+                    "aside); spend per question actually spent, mean over seeds.") + "</div></section>")
     out.append("</section>")
 
     out.append('<section id="calibration"><h2>Calibration of the confidence</h2>')
@@ -971,8 +1020,8 @@ def _render_html(c: _Context) -> str:
             out.append(f'<p class="note">{_e(_missing_questions(c))}</p></section>')
             continue
         out.append(f'<figure>{c.svgs[f"calibration-{pool.slug}"]}<figcaption>Bars: observed accuracy of the '
-                   "questions in each confidence bin (number of questions above each bar); ticks: mean confidence "
-                   "in the bin; dashed diagonal: perfect calibration.</figcaption></figure>")
+                   "questions in each confidence bin (number of questions above each bar); dashed diagonal: "
+                   "perfect calibration (accuracy equal to confidence).</figcaption></figure>")
         out.append(f"<p>{_e(_calibration_note(pool))}</p>")
         rows = [[_e(x) for x in r] for r in _calibration_rows(pool)]
         out.append('<div class="table-wrap">' + _html_table(_CALIBRATION_HEADERS, rows) + "</div></section>")
@@ -1025,7 +1074,9 @@ def _render_markdown(c: _Context) -> str:
     out = [f"# Inference-scaling report: {', '.join(p.name for p in c.pools)}", "",
            "The full report, with the per-question drill-down, is `report.html` beside this file.", "",
            "## What was run", ""]
-    out += [f"- **{label}**: {value}" for label, value in _facts(c)]
+    for label, value in _facts(c):
+        out += [f"- **{label}**: {value}"] if isinstance(value, str) else \
+            [f"- **{label}**:", *(f"  - {text}" + (f", `{path}`" if path else "") for text, path in value)]
     out += ["", _md_table(["strategy", "what it does"], [[s, summaries.get(_base(s), "")] for s in c.strategies],
                           left=2), "", "## How to read the numbers", ""]
     out += [f"- {line}" for line in _reading(c)]
@@ -1040,8 +1091,10 @@ def _render_markdown(c: _Context) -> str:
         error = _sampling_error(pool)
         if error:
             out += [error, ""]
-        headers, rows, _ = _cost_rows(pool)
-        out += [_md_table(headers, rows)]
+        headers, rows, _, bold = _cost_rows(pool)
+        for row, strong in zip(rows, bold, strict=True):
+            row[2] = f"**{row[2]}**" if strong else row[2]
+        out += [_md_table(headers, rows), "", "Bold: the best method at that budget (single and oracle aside)."]
     out += ["", "## Calibration of the confidence"]
     for pool in c.pools:
         out += ["", f"### {pool.name}", ""]
