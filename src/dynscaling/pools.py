@@ -12,7 +12,7 @@ Two ways to read the recorded answers (``answers=``):
   the text when the upstream answer is null. A sample with no clean value abstains.
 - ``"upstream"``: the upstream answers as the upstream evaluations compared them: normalised when the whole
   answer is a value, otherwise compared verbatim (a sentence votes as itself and never matches the gold answer).
-  Only for reproducing published figures.
+  Only for reproducing published figures. Samples recorded with text only are read from their text.
 """
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ def _parse_entry(record: Any, path: str, line: int, answer_source: AnswerSource)
 
 def _answer_of(upstream: str | None, text: str | None, answer_type: str, source: AnswerSource) -> str | None:
     if source == "upstream":
-        return upstream
+        # As recorded; a pool that recorded text only (no answers) is read from its text.
+        return upstream if upstream is not None else extract_answer(text, answer_type)
     if upstream is not None:
         if answer_type in ("latex", "text"):
             found = upstream.strip() or None  # already the final expression: re-extraction would only lose it
