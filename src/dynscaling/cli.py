@@ -128,7 +128,7 @@ def bench(pools: Sequence[Path], strategies: str, budgets: str, seeds: int, answ
 
     from .bench import headline, run_bench
     from .pools import bundled_pools, load_pool
-    from .runs import question_rows, write_run
+    from .runs import question_rows
     from .strategies import parse_strategy
 
     err = Console(stderr=True)
@@ -162,10 +162,18 @@ def bench(pools: Sequence[Path], strategies: str, budgets: str, seeds: int, answ
                            for p in loaded])
     if any(s.name == "sc" for s in specs):
         _print_headline(headline(points, loaded))
+    _write_outputs(points, rows, {"source": "replay", "pools": [str(p) for p in paths], "answers": answers,
+                                  "strategies": [s.label for s in specs], "budgets": budget_list, "seeds": seeds},
+                   run_dir=run_dir, json_path=json_path, plot_dir=plot_dir)
+
+
+def _write_outputs(points: Sequence[Any], rows: Sequence[dict[str, Any]], meta: dict[str, Any], *,
+                   run_dir: Path | None, json_path: Path | None, plot_dir: Path | None) -> None:
+    """The run folder, the JSON list of points and the plots a bench was asked for."""
+    from .runs import write_run
+
     if run_dir is not None:
-        write_run(run_dir, {"source": "replay", "pools": [str(p) for p in paths], "answers": answers,
-                            "strategies": [s.label for s in specs], "budgets": budget_list, "seeds": seeds},
-                  [p.to_dict() for p in points], rows)
+        write_run(run_dir, meta, [p.to_dict() for p in points], rows)
         click.echo(f"wrote {run_dir} (dynscaling report {run_dir})", err=True)
     if json_path is not None:
         json_path.write_text(json.dumps([p.to_dict() for p in points], indent=1) + "\n")
@@ -189,7 +197,7 @@ def _live_bench(*, dataset: str, data_dir: Path | None, limit: int | None, subse
     from .bench import arun_live_bench
     from .datasets import load_dataset
     from .journal import default_journal_path
-    from .runs import question_rows, write_run
+    from .runs import question_rows
     from .samplers import Prompts, estimate_tokens
     from .strategies import parse_strategy
 
@@ -242,20 +250,10 @@ def _live_bench(*, dataset: str, data_dir: Path | None, limit: int | None, subse
         points = asyncio.run(go())
 
     _print_points(points, [(dataset, f"{dataset}: {len(questions)} questions, {model} (live)")])
-    if run_dir is not None:
-        write_run(run_dir, {"source": "live", "dataset": dataset, "model": model, "base_url": base_url,
-                            "strategies": [s.label for s in specs], "budgets": budget_list, "seeds": seeds,
-                            "questions": len(questions), "backend_requests": backend.requests},
-                  [p.to_dict() for p in points], rows)
-        click.echo(f"wrote {run_dir} (dynscaling report {run_dir})", err=True)
-    if json_path is not None:
-        json_path.write_text(json.dumps([p.to_dict() for p in points], indent=1) + "\n")
-        click.echo(f"wrote {json_path}", err=True)
-    if plot_dir is not None:
-        from .report import plot_accuracy
-
-        for path in plot_accuracy(points, plot_dir):
-            click.echo(f"wrote {path}", err=True)
+    _write_outputs(points, rows, {"source": "live", "dataset": dataset, "model": model, "base_url": base_url,
+                                  "strategies": [s.label for s in specs], "budgets": budget_list, "seeds": seeds,
+                                  "questions": len(questions), "backend_requests": backend.requests},
+                   run_dir=run_dir, json_path=json_path, plot_dir=plot_dir)
 
 
 def _parse_fields(items: Sequence[str]) -> dict[str, str]:

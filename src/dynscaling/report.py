@@ -311,13 +311,15 @@ def _accuracy_figure(pool: str, points: Sequence[dict[str, Any]], colors: Mappin
         for axes, key in ((left, "samples_per_question"), (right, "tokens_per_question")):
             if axes is right and not has_tokens:
                 continue
-            x = [p[key] for p in series]
-            axes.plot(x, y, zorder=3, **style)
-            if len(series) > 1:
-                axes.fill_between(x, low, high, color=colors[strategy], alpha=0.1, linewidth=0, zorder=1)
-            else:
-                axes.errorbar(x, y, yerr=[p["accuracy_ci95"] for p in series], color=colors[strategy],
-                              linewidth=1.2, capsize=3)
+            shown = [i for i, p in enumerate(series) if p[key] > 0]  # a log axis has no room for 0
+            x = [series[i][key] for i in shown]
+            axes.plot(x, [y[i] for i in shown], zorder=3, **style)
+            if len(shown) > 1:
+                axes.fill_between(x, [low[i] for i in shown], [high[i] for i in shown], color=colors[strategy],
+                                  alpha=0.1, linewidth=0, zorder=1)
+            elif shown:
+                axes.errorbar(x, [y[i] for i in shown], yerr=[series[i]["accuracy_ci95"] for i in shown],
+                              color=colors[strategy], linewidth=1.2, capsize=3)
     plain = FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}")
     for axes, label in ((left, "samples per question spent (log scale)"),
                         (right, "tokens per question spent (log scale)")):
@@ -423,6 +425,10 @@ def _save_png(figure: Any, path: Path) -> None:
 
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _pct(value: float) -> str:
@@ -535,6 +541,24 @@ def _analyse(points: list[dict[str, Any]], questions: list[dict[str, Any]]) -> l
     return pools
 
 
+_POINT_FIELDS = ("pool", "strategy", "budget", "seeds", "accuracy_mean", "accuracy_ci95", "samples_per_question",
+                 "tokens_per_question", "parse_rate")
+_QUESTION_FIELDS = ("pool", "strategy", "budget", "id", "answer", "confidence", "votes", "correct")
+
+
+def _check_records(records: Sequence[Any], fields: Sequence[str], path: Path, unit: str) -> None:
+    """Every record is an object with ``fields``; else an ``InputError`` naming the file, record and field."""
+    for number, record in enumerate(records, start=1):
+        where = {"line": number} if unit == "line" else {}
+        if not isinstance(record, dict):
+            raise InputError(f"expected a JSON object{'' if where else f' in record {number}'}", path=str(path),
+                             **where)
+        missing = next((f for f in fields if f not in record), None)
+        if missing is not None:
+            raise InputError(f"missing{'' if where else f' in record {number}'}", path=str(path), field=missing,
+                             **where)
+
+
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
                  max_questions: int = 200) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` for the run in ``run_dir`` (into ``out_dir``, default the run
@@ -543,10 +567,15 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     ``max_questions`` caps the drill-down per pool. A missing or malformed run file raises ``InputError``.
     """
     run = read_run(run_dir)
-    points = [p for p in run.points if isinstance(p, dict) and "pool" in p and "strategy" in p]
-    if not points:
-        raise InputError("no points in this run (points.json is empty)", path=str(Path(run_dir) / "points.json"))
-    out = Path(out_dir) if out_dir is not None else Path(run_dir)
+    folder = Path(run_dir)
+    if not isinstance(run.meta, dict):
+        raise InputError("expected a JSON object", path=str(folder / "run.json"))
+    if not isinstance(run.points, list) or not run.points:
+        raise InputError("no points in this run (expected a non-empty JSON list)", path=str(folder / "points.json"))
+    _check_records(run.points, _POINT_FIELDS, folder / "points.json", "record")
+    _check_records(run.questions, _QUESTION_FIELDS, folder / "questions.jsonl", "line")
+    points = run.points
+    out = Path(out_dir) if out_dir is not None else folder
     out.mkdir(parents=True, exist_ok=True)
     pools = _analyse(points, run.questions)
     colors = _colors(_ordered(p["strategy"] for p in points))
@@ -852,6 +881,7 @@ details.samples{margin:.4rem 0}
 details.samples > summary{cursor:pointer;color:var(--accent)}
 ol.samples{padding-left:1.4rem}
 ol.samples li{margin:.5rem 0}
+ol.samples li.chain pre.sample{border-left:3px solid #8fa8e0}
 .tag{display:inline-block;font-size:.72rem;padding:0 .4em;border-radius:3px;background:#e8eefb;color:#24469a}
 pre.sample{white-space:pre-wrap;overflow-wrap:anywhere;max-height:22em;overflow:auto;background:var(--soft);
 padding:.5rem .7rem;border-radius:4px;font-size:.8rem;margin:.3rem 0}
@@ -902,8 +932,10 @@ def _samples_html(strategy: str, samples: Sequence[Mapping[str, Any]]) -> str:
         answer = sample.get("answer")
         answer_html = f"<code>{_e(answer)}</code>" if answer is not None else '<span class="muted">abstains</span>'
         body = f'<pre class="sample">{_e(text)}</pre>' if text else '<p class="muted">no text</p>'
-        items.append(f"<li>{tag}answer {answer_html}{body}{cut}</li>")
-    summary = f"{_e(strategy)}: {len(samples)} samples" + (f", {chains} chain samples" if chains else "")
+        chain = ' class="chain"' if sample.get("chain") else ""
+        items.append(f"<li{chain}>{tag}answer {answer_html}{body}{cut}</li>")
+    summary = f"{_e(strategy)}: {_plural(len(samples), 'sample')}" + (
+        f", {_plural(chains, 'chain sample')}" if chains else "")
     return (f'<details class="samples"><summary>{summary}</summary><ol class="samples">{"".join(items)}</ol>'
             "</details>")
 
@@ -1059,8 +1091,12 @@ def _disagreement_intro(pool: _Pool, limit: int) -> str:
     total = len(pool.disagreements)
     core = sum(d.core for d in pool.disagreements)
     text = (f"{total} of {pool.questions} questions are right for some strategies and wrong for others at "
-            f"{_drill_budget_text(pool)}, seed 0; {core} of them split the methods themselves (not counting "
-            "single and oracle), listed first, most evenly split first.")
+            f"{_drill_budget_text(pool)}, seed 0.")
+    if total and core:
+        text += (f" {core} of them split the methods themselves (single and oracle aside): those come first, "
+                 "the most evenly split first.")
+    elif total:
+        text += " None splits the methods themselves: each differs only from single or oracle."
     if total > limit:
         text += f" The first {limit} are shown."
     return text

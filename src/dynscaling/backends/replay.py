@@ -43,14 +43,9 @@ class ReplayBackend:
 
     def draw_class(self, question_index: int) -> tuple[int | None, Usage]:
         """The next sample's answer class and cost: all the fast replay loop needs."""
-        position = self._next[question_index]
-        order = self._order[question_index]
-        if position >= len(order):
-            raise PoolExhaustedError(self.pool.entries[question_index].question.id)
-        self._next[question_index] = position + 1
-        self.served += 1
+        position = self.draw(question_index)
         entry = self.pool.entries[question_index]
-        return entry.classes[order[position]], entry.usages[order[position]]
+        return entry.classes[position], entry.usages[position]
 
     def sample(self, question_index: int) -> Sample:
         """The next sample in full."""
