@@ -328,6 +328,22 @@ class TestMissingParts:
             write_report(tmp_path)
 
 
+class TestLiveRun:
+    def test_the_header_names_the_model_and_hides_credentials(self, run: dict[str, Any], tmp_path: Path) -> None:
+        meta = {"source": "live", "dataset": "math500", "model": "qwen2.5-7b-instruct",
+                "base_url": "https://user:sk-secret1@llm.example/v1", "strategies": STRATEGIES, "budgets": BUDGETS,
+                "seeds": SEEDS, "questions": 100, "backend_requests": 1234, "api_key": "sk-secret2"}
+        write_run(tmp_path, meta, run["points"], run["questions"])
+        html_path, md_path = write_report(tmp_path)
+        facts = Page(html_path.read_text("utf-8")).root.by_id("run").text()
+        for expected in ("live: the model was called", "math500", "qwen2.5-7b-instruct",
+                         "https://***@llm.example/v1", "backend requests1234", "api key(hidden)"):
+            assert expected in facts
+        for text in (html_path.read_text("utf-8"), md_path.read_text("utf-8")):
+            assert "sk-secret" not in text
+            assert "4 characters per token" not in text  # live token counts are the backend's own
+
+
 class TestCommand:
     @pytest.fixture()
     def invoke(self) -> Any:

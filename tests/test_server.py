@@ -281,6 +281,5 @@ class TestBatchAccuracy:
         # Recorded samples do not depend on the chain shown, so the replay bandit gives the spread of one run.
         seeds = [replay(subset, "dynscaling-parallel", Budget(samples=1200), seed=s).accuracy for s in range(10)]
         half = 2.262 * statistics.stdev(seeds) * math.sqrt(1 + 1 / 10)
-        print(f"batch {batch_accuracy:.4f} solve {solve_accuracy:.4f} replay {statistics.fmean(seeds):.4f} ± {half:.4f}")
         assert abs(batch_accuracy - solve_accuracy) <= max(math.sqrt(2) * half, 1 / 300), \
             (batch_accuracy, solve_accuracy, half)

@@ -71,6 +71,11 @@ class Allocator(ABC):
     def _landed(self, qi: int) -> None:  # noqa: B027 (optional hook)
         pass
 
+    def sampled(self, qi: int) -> None:
+        """``dispatched`` and ``landed`` at once, for a synchronous source (replay) whose sample is already counted."""
+        self.dispatched(qi)
+        self.landed(qi)
+
     def abandoned(self, qi: int) -> None:
         """A request for ``qi`` ended without a sample (failed or cancelled)."""
         self.pending[qi] -= 1
@@ -286,7 +291,7 @@ class BanditAllocator(Allocator):
     leader's confidence reaches ``stop`` or it has ``cap`` samples; the engine stops when every question has
     retired or the budget is spent.
 
-    ``ln t`` is refreshed whenever ``t`` has grown by a quarter (and the heap rebuilt): the bonus changes slowly
+    ``ln t`` is refreshed whenever ``t`` has grown by half (and the heap rebuilt): the bonus changes slowly
     in ``t``, and this keeps each step ``O(log Q)`` instead of re-scoring every question.
     """
 
@@ -397,7 +402,7 @@ class BanditAllocator(Allocator):
 
     def _rebuild(self) -> None:
         self._log_t = math.log(max(self._t, 2))
-        self._refresh_at = max(self._t + 1, int(self._t * 1.25))
+        self._refresh_at = max(self._t + 1, int(self._t * 1.5))
         self._heap = []
         for qi in range(len(self.tallies)):
             self._version[qi] += 1
@@ -416,6 +421,11 @@ class BanditAllocator(Allocator):
         self.inflight -= 1
         self._t += 1
         if self._refresh_at:  # after warm-up: re-score the question that changed
+            self._push(qi)
+
+    def sampled(self, qi: int) -> None:  # the replay loop's hot path: nothing was ever pending
+        self._t += 1
+        if self._refresh_at:
             self._push(qi)
 
     def _landed(self, qi: int) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from .budget import Budget
 from .drivers import AsyncBackend, replay
+from .engine import Engine
 from .errors import ConfigError
 from .pools import Pool
 from .strategies import Strategy, parse_strategy
@@ -170,7 +171,7 @@ async def arun_live_bench(questions: Sequence[Question], backend: AsyncBackend, 
                           journal_path: str | Path | None = None, concurrency: int = 8,
                           backend_identity: Mapping[str, Any] | None = None, max_tokens: int | None = None,
                           progress: Callable[[str], None] | None = None,
-                          on_result: Callable[[Strategy, float, int, RunResult], None] | None = None,
+                          on_result: Callable[[Strategy, float, int, RunResult, Engine], None] | None = None,
                           ) -> list[BenchPoint]:
     """Run strategies x budgets x seeds against a live backend, sharing samples through one journal.
 
@@ -194,9 +195,10 @@ async def arun_live_bench(questions: Sequence[Question], backend: AsyncBackend, 
                 config = SolveConfig(run_strategy, Budget(samples=max(1, round(budget * n))), seed=seed,
                                      concurrency=concurrency, backend_identity=backend_identity,
                                      max_tokens=max_tokens)
-                result = await asolve(questions, backend, config, journal_path=journal_path)
+                engines: list[Engine] = []
+                result = await asolve(questions, backend, config, journal_path=journal_path, on_engine=engines.append)
                 if on_result is not None:
-                    on_result(strategy, budget, seed, result)
+                    on_result(strategy, budget, seed, result, engines[0])
                 accuracies.append(result.accuracy or 0.0)
                 spent.append(result.samples / n)
                 tokens.append(result.usage.total_tokens / n)

@@ -233,9 +233,10 @@ def _live_bench(*, dataset: str, data_dir: Path | None, limit: int | None, subse
     texts = {q.id: q.text for q in questions}
     golds = {q.id: q.gold for q in questions}
 
-    def keep(strategy: Any, budget: float, seed: int, result: Any) -> None:
+    def keep(strategy: Any, budget: float, seed: int, result: Any, engine: Any) -> None:
         if seed == 0:
-            rows.extend(question_rows(dataset, strategy.label, budget, seed, result.results, texts, golds))
+            detail = {q.id: engine.samples_detail(qi) for qi, q in enumerate(engine.questions)}
+            rows.extend(question_rows(dataset, strategy.label, budget, seed, result.results, texts, golds, detail))
 
     async def go() -> Any:
         try:
@@ -422,6 +423,24 @@ class _SpendProgress:
         text = (f"{p.samples}{of} samples, {p.tokens} tokens, ${p.cost_usd:.4f}, {p.inflight} in flight"
                 + (f", {p.failures} failed" if p.failures else "") + (f", {p.reused} reused" if p.reused else ""))
         self._progress.update(self._task, completed=p.samples, description=text)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.html, report.md and figures/ (default: the run folder).")
+@_fail_cleanly
+def report(run_dir: Path, out_dir: Path | None) -> None:
+    """Turn a bench run folder (dynscaling bench --out RUN) into report.html and report.md; print their paths.
+
+    The HTML page is self-contained (inline SVG plots and CSS, no script, nothing loaded); the Markdown links
+    PNG figures written into figures/ beside it.
+    """
+    from .report import write_report
+
+    html_path, md_path = write_report(run_dir, out_dir)
+    click.echo(str(html_path))
+    click.echo(str(md_path))
 
 
 @cli.command("replay-server")

@@ -147,7 +147,8 @@ class Engine:
             answer = extract_answer(sample.text, request.question.answer_type)
         cls = self.clusterers[request.question_index].assign(answer)
         if sample.text and not truncated:  # chains show them to the model; the server returns one of them
-            self.attempts[request.question_index].append(Attempt(sample.text, cls))
+            chain = bool(request.messages) and any(m.get("role") == "assistant" for m in request.messages or [])
+            self.attempts[request.question_index].append(Attempt(sample.text, cls, chain))
         self.deliver_class(request, cls, sample.usage)
 
     def deliver_class(self, request: SampleRequest, cls: int | None, usage: Usage) -> None:
@@ -187,10 +188,15 @@ class Engine:
         return _grade(clusterer.key(cls), clusterer.representative(cls), question.gold, question.answer_type)
 
     def question_usage(self, qi: int) -> Usage:
-        total = Usage()
-        for usage in self._costs[qi]:
-            total.add(usage)
-        return total
+        prompt = completion = cached = reasoning = 0
+        usd = 0.0
+        for u in self._costs[qi]:  # summed inline: this runs once per sample of every run
+            prompt += u.prompt_tokens
+            completion += u.completion_tokens
+            cached += u.cached_tokens
+            reasoning += u.reasoning_tokens
+            usd += u.cost_usd
+        return Usage(prompt, completion, cached, reasoning, usd)
 
     def run_sync(self, draw: Callable[[int], tuple[int | None, Usage]]) -> None:
         """Run to the end with an in-process source of samples (replay): ``draw(question_index)`` returns the
@@ -207,29 +213,38 @@ class Engine:
         costs = self._costs
         requested = self.requested
         charge = ledger.charge
-        dispatched = allocator.dispatched
-        landed = allocator.landed
+        can_reserve = ledger.can_reserve
+        next_question = allocator.next_question
+        sampled = allocator.sampled
+        held, self._held = self._held, None
         while True:
-            qi = self._held if self._held is not None else allocator.next_question()
-            if qi is None:
-                return
-            if not ledger.can_reserve():
+            if held is not None:
+                qi, held = held, None
+            else:
+                qi = next_question()
+                if qi is None:
+                    return
+            if not can_reserve():
                 self._held = qi
                 return
-            self._held = None
-            dispatched(qi)
             requested[qi] += 1
             try:
                 cls, usage = draw(qi)
             except BackendError as error:
+                allocator.dispatched(qi)
                 self._failed(qi, error)
                 continue
             if not charge(usage):  # over a token or money cap: the run ends here, as a live run would
-                allocator.abandoned(qi)
                 return
             costs[qi].append(usage)
             tallies[qi].add(cls)
-            landed(qi)
+            sampled(qi)
+
+    def samples_detail(self, qi: int) -> list[dict[str, object]]:
+        """The complete samples of a live run's question, for reports: text, answer, whether it saw a chain."""
+        clusterer = self.clusterers[qi]
+        return [{"text": a.text, "answer": None if a.answer_class is None else clusterer.representative(a.answer_class),
+                 "chain": a.chain} for a in self.attempts[qi]]
 
     def question_result(self, qi: int) -> QuestionResult:
         tally = self.tallies[qi]

@@ -184,9 +184,11 @@ def _headline(pool: str, points: Sequence[dict[str, Any]], tolerance: float) -> 
     reaches = []
     for strategy in strategies:
         reached = [p for p in points if p["strategy"] == strategy and p["accuracy_mean"] >= target - 1e-12]
-        first = min(reached, key=lambda p: (p["samples_per_question"], p["budget"])) if reached else None
-        reaches.append(_Reach(strategy, first and first["samples_per_question"], first and first["budget"],
-                              first and first["accuracy_mean"]))
+        if not reached:
+            reaches.append(_Reach(strategy, None, None, None))
+            continue
+        first = min(reached, key=lambda p: (p["samples_per_question"], p["budget"]))
+        reaches.append(_Reach(strategy, first["samples_per_question"], first["budget"], first["accuracy_mean"]))
     return _Headline(pool, best, target, reaches)
 
 
@@ -533,7 +535,8 @@ def _analyse(points: list[dict[str, Any]], questions: list[dict[str, Any]]) -> l
     pools, taken = [], set()
     for name in _ordered(p["pool"] for p in points):
         ours = [p for p in points if p["pool"] == name]
-        rows = [r for r in questions if r.get("pool") == name and r.get("seed", 0) == 0]
+        strategies = {p["strategy"] for p in ours}
+        rows = [r for r in questions if r["pool"] == name and r["strategy"] in strategies and r.get("seed", 0) == 0]
         budgets = _drill_budgets(rows) if rows else {}
         pools.append(_Pool(name, _slug(name, taken), ours, rows, _headline(name, ours, TOLERANCE),
                            _calibrations(rows) if rows else [], budgets,
@@ -643,24 +646,34 @@ def _facts(c: _Context) -> list[_Fact]:
     source = meta.get("source")
     if source == "replay":
         facts.append(("source", "replay of recorded model outputs (no model was called)"))
+    elif source == "live":
+        facts.append(("source", "live: the model was called for every sample"))
     elif source:
         facts.append(("source", str(source)))
     for key in ("dataset", "model", "base_url"):
         if meta.get(key):
-            facts.append((key.replace("_", " "), str(meta[key])))
+            facts.append((key.replace("_", " "), _without_credentials(str(meta[key]))))
     facts.append(("pools" if len(c.pools) > 1 else "pool", _pool_facts(c)))
+    if meta.get("questions") is not None:
+        facts.append(("questions", str(meta["questions"])))
     if meta.get("answers"):
         facts.append(("answers", f"{meta['answers']} (how recorded answers were read)"))
     facts.append(("budgets", ", ".join(f"{b:g}" for b in c.budgets) + " samples per question (nominal)"))
     facts.append(("seeds", f"{c.seeds} (random sample orders per point)"))
     if meta.get("created"):
         facts.append(("date", str(meta["created"]).replace("T", " ").replace("Z", " UTC")))
-    known = {"source", "dataset", "model", "base_url", "pools", "answers", "strategies", "budgets", "seeds",
-             "created"}
+    known = {"source", "dataset", "model", "base_url", "pools", "questions", "answers", "strategies", "budgets",
+             "seeds", "created"}
     for key, value in meta.items():
         if key not in known:
-            facts.append((key, "(hidden)" if _SECRET.search(key) else str(value)))
+            shown = "(hidden)" if _SECRET.search(key) else _without_credentials(str(value))
+            facts.append((key.replace("_", " "), shown))
     return facts
+
+
+def _without_credentials(text: str) -> str:
+    """``https://user:key@host/v1`` -> ``https://***@host/v1``: a report gets shared, a key must not be in it."""
+    return re.sub(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s]+@", r"\1***@", text, flags=re.IGNORECASE)
 
 
 def _pool_facts(c: _Context) -> list[tuple[str, str | None]]:
@@ -1067,8 +1080,8 @@ def _render_html(c: _Context) -> str:
             continue
         out.append(f"<p>{_e(_disagreement_intro(pool, c.max_questions))}</p>")
         if not pool.has_samples:
-            out.append('<p class="note">This run kept no sample texts (replay runs keep none; live runs record '
-                       "them as <code>samples_detail</code>): each question shows answers and votes only.</p>")
+            out.append('<p class="note">This run kept no sample texts (<code>samples_detail</code> in '
+                       "questions.jsonl): each question shows its answers and votes only.</p>")
         strategies = [s for s in c.strategies if s in pool.drill_budgets]
         out += [_question_html(pool, item, strategies) for item in pool.disagreements[:c.max_questions]]
         out.append("</section>")

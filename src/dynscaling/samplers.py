@@ -89,6 +89,8 @@ class Attempt:
 
     text: str
     answer_class: int | None
+    #: produced with earlier attempts in its context (a synthetic chain or a revision)
+    chain: bool = False
 
 
 def estimate_tokens(text: str) -> int:

@@ -69,12 +69,17 @@ def worst_case_cost(max_tokens: int | None, price_input: float, price_output: fl
 
 async def asolve(questions: Sequence[Question], backend: AsyncBackend, config: SolveConfig, *,
                  journal_path: str | Path | None = None, fresh: bool = False,
-                 on_progress: Callable[[Progress], None] | None = None) -> RunResult:
-    """Answer ``questions`` with ``backend`` under ``config``; with a journal, resume whatever was paid for."""
+                 on_progress: Callable[[Progress], None] | None = None,
+                 on_engine: Callable[[Engine], None] | None = None) -> RunResult:
+    """Answer ``questions`` with ``backend`` under ``config``; with a journal, resume whatever was paid for.
+
+    ``on_engine`` is called with the engine before it starts (to read its samples afterwards)."""
     strategy = parse_strategy(config.strategy)
     estimate = worst_case_cost(config.max_tokens, config.price_input, config.price_output, config.budget)
     kwargs: dict[str, Any] = {} if estimate is None else {"estimate_cost": estimate}
     engine = Engine(questions, strategy, config.budget, seed=config.seed, **kwargs)
+    if on_engine is not None:
+        on_engine(engine)
     if journal_path is None:
         return await arun(engine, backend, concurrency=config.concurrency, seed=config.seed, on_progress=on_progress)
     with Journal(journal_path) as journal:

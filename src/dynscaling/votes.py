@@ -68,7 +68,6 @@ class Tally:
 
     def ranked(self) -> list[tuple[int, int]]:
         """(class, votes) pairs, leader first, then by votes, then by class number (first seen first)."""
-        rest = sorted(((c, v) for c, v in self.counts.items() if c != self.leader), key=lambda cv: (-cv[1], cv[0]))
-        if self.leader is None:
-            return rest
-        return [(self.leader, self.v1), *rest]
+        rest = sorted((-v, c) for c, v in self.counts.items() if c != self.leader)
+        ranked = [(c, -negative) for negative, c in rest]
+        return ranked if self.leader is None else [(self.leader, self.v1), *ranked]
