@@ -350,9 +350,10 @@ class BanditAllocator(Allocator):
         n = tally.samples + pending
         if self.cap is not None and n >= self.cap:
             return
-        if tally.samples >= self.k0 and leader_confidence(tally.v1, tally.v2) >= self._stop:
+        confidence = leader_confidence(tally.v1, tally.v2)
+        if tally.samples >= self.k0 and confidence >= self._stop:
             return
-        priority = self.score(tally)
+        priority = 1.0 - confidence if self.score is _beta_score else self.score(tally)  # beta: no second lookup
         if self.c:
             priority += self.c * math.sqrt(self._log_t / (n or 1))
         heapq.heappush(self._heap, (-priority, qi, self._version[qi]))
