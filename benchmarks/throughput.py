@@ -21,8 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from dynscaling import Budget, Engine
@@ -77,6 +80,30 @@ async def drive(backend: OpenAIBackend, pool: Pool, requests: int, concurrency: 
         raise RuntimeError(f"{len(errors)} requests failed; first: {errors[0]}")
 
 
+class SeparateServer:
+    """``dynscaling replay-server`` in a child process, with the same ``base_url``/``model``/``stats`` surface."""
+
+    def __init__(self, pool: Pool, slots: int, latency: float) -> None:
+        self.model = pool.name
+        self._args = [sys.executable, "-m", "dynscaling.cli", "replay-server", "--pool", pool.path, "--port", "0",
+                      "--slots", str(slots), "--latency", str(latency)]
+
+    def __enter__(self) -> SeparateServer:
+        self._process = subprocess.Popen(self._args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self._process.stdout is not None
+        self.base_url = self._process.stdout.readline().strip()
+        self.stats = self
+        return self
+
+    def snapshot(self) -> dict:
+        with urllib.request.urlopen(self.base_url.removesuffix("/v1") + "/stats", timeout=10) as reply:
+            return json.loads(reply.read())
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000)
@@ -85,10 +112,15 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per request at the server")
     parser.add_argument("--pool", default="code-davinci-002", help="bundled pool (name fragment)")
     parser.add_argument("--driver", choices=["engine", "semaphore"], default="engine")
+    parser.add_argument("--server-process", action="store_true",
+                        help="run the replay server in its own process, as a model server would be (it then "
+                             "shares no CPU time with the caller)")
     args = parser.parse_args()
 
     pool = pool_with(args.requests, args.pool)
-    with ReplayServer(pool, slots=args.slots, latency=args.latency) as server:
+    server_cm = (SeparateServer(pool, args.slots, args.latency) if args.server_process
+                 else ReplayServer(pool, slots=args.slots, latency=args.latency))
+    with server_cm as server:
 
         async def run() -> tuple[float, float, OpenAIBackend]:
             backend = OpenAIBackend(server.model, base_url=server.base_url, api_key="unused", timeout=30)

@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -80,7 +82,8 @@ class Progress:
 
 def sample_seed(run_seed: int, question_id: str, sample_index: int) -> int:
     """The ``seed`` sent with a request: distinct per sample, stable across re-runs."""
-    return int(stable_hash([run_seed, question_id, sample_index])[7:15], 16) & 0x7FFFFFFF
+    key = f"{run_seed}\0{question_id}\0{sample_index}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big") & 0x7FFFFFFF
 
 
 def _messages_hash(request: SampleRequest) -> str:
@@ -98,6 +101,8 @@ class _LiveRun:
         self.on_progress = on_progress
         self.tasks: dict[asyncio.Task[list[Sample]], list[tuple[SampleRequest, str]]] = {}
         self.inflight = 0  # requests (samples) sent and not yet landed
+        self._finished: deque[asyncio.Task[list[Sample]]] = deque()
+        self._wake = asyncio.Event()
         self.reused = 0
         self.failures = 0
         # issued by the engine and not yet sent, with whether the journal already holds their request event
@@ -167,9 +172,9 @@ class _LiveRun:
     def _dispatch(self, batch: list[tuple[SampleRequest, bool]]) -> None:
         """Serve what the journal holds; send the rest, one request with ``n`` choices per group of requests
         for the same messages (one prefill for several samples)."""
-        groups: dict[tuple[str, str], list[tuple[SampleRequest, str]]] = {}
+        groups: dict[str, list[list[tuple[SampleRequest, str]]]] = {}  # question id -> groups of equal prompts
         for request, logged in batch:
-            digest = _messages_hash(request)
+            digest = _messages_hash(request) if self.log is not None else ""  # keys the journal only
             if self.log is not None:
                 if not logged:
                     self.log.record_request(request.question.id, request.sample_index, digest)
@@ -181,12 +186,20 @@ class _LiveRun:
                     self.reused += 1
                     self._report()
                     continue
-            groups.setdefault((request.question.id, digest), []).append((request, digest))
-        for members in groups.values():
+            same_question = groups.setdefault(request.question.id, [])
+            for group in same_question:
+                if group[0][0].messages == request.messages:
+                    group.append((request, digest))
+                    break
+            else:
+                same_question.append([(request, digest)])
+        for members in (group for same_question in groups.values() for group in same_question):
             first = members[0][0]
             assert first.messages is not None
             seed = sample_seed(self.seed, first.question.id, first.sample_index)
             task = asyncio.ensure_future(self.backend.agenerate(first.messages, len(members), seed=seed))
+            task.add_done_callback(self._finished.append)
+            task.add_done_callback(lambda _: self._wake.set())
             self.tasks[task] = members
             self.inflight += len(members)
 
@@ -235,9 +248,12 @@ class _LiveRun:
                     self._dispatch(batch)
                 if not self.tasks:
                     break  # the engine has nothing more to ask (journal hits were served inline above)
-                done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    self._land(task)
+                # Completions arrive through the tasks' callbacks: O(1) per sample, where asyncio.wait would
+                # re-register on every task in flight each time one returns.
+                await self._wake.wait()
+                self._wake.clear()
+                while self._finished:
+                    self._land(self._finished.popleft())
         except BaseException:
             await self._cancel_all()
             raise
@@ -251,6 +267,7 @@ class _LiveRun:
         for task in tasks:
             for request, _ in self.tasks.pop(task):
                 self.engine.fail(request, BackendError("cancelled", kind="cancelled"))
+        self._finished.clear()
         self.inflight = 0
 
 

@@ -17,6 +17,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import ConfigError
 from .types import Question
@@ -41,6 +42,11 @@ _FORMAT_HINTS = {
     "choice": "Reason step by step, and end with a line 'The answer is (X).' where X is the letter of your choice.",
     "text": "Reason step by step, and end with a line 'The answer is ...' giving your final answer.",
 }
+
+
+@lru_cache(maxsize=64)
+def _hint(format_hints: tuple[tuple[str, str], ...], answer_type: str) -> str:
+    return dict(format_hints).get(answer_type, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +75,8 @@ class Prompts:
         "your final answer in the same format as before.")
 
     def user_question(self, question: Question) -> str:
-        hints = dict(self.format_hints)
-        return self.question.format(question=question.text, format_hint=hints.get(question.answer_type, ""))
+        hint = _hint(self.format_hints, question.answer_type)
+        return self.question.format(question=question.text, format_hint=hint)
 
     def opening(self, question: Question) -> list[Message]:
         """The conversation before any earlier attempt. A question that carries its own ``messages`` (a client's

@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from ..errors import BackendError, ConfigError
 from ..types import Sample, Usage
@@ -257,7 +258,7 @@ class OpenAIBackend:
         if seed is not None:
             params["seed"] = seed
         if self.extra_body:
-            params["extra_body"] = self.extra_body
+            params.update(self.extra_body)  # merged into the JSON body, as the SDK's extra_body would be
         return params
 
     async def _complete(self, messages: Sequence[Mapping[str, Any]], n: int, seed: int | None) -> list[Sample]:
@@ -270,7 +271,10 @@ class OpenAIBackend:
             self.requests += 1
             self.inflight += 1
             try:
-                response = await self._client.chat.completions.create(**params)
+                # The SDK's low-level post: the same request, errors and response model as
+                # chat.completions.create, without re-validating our already-typed parameters on every call
+                # (about a millisecond of CPU per request, which at 32 in flight idles the server's slots).
+                response = await self._client.post("/chat/completions", body=params, cast_to=ChatCompletion)
             except openai.APIError as raw:
                 error, retry_after = self._classify(raw)
             else:
