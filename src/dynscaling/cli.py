@@ -309,12 +309,15 @@ def _parse_price(text: str | None) -> tuple[float, float]:
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
               help="SQLite journal (default $DYNSCALING_HOME/journal.sqlite, i.e. ~/.dynscaling/journal.sqlite).")
 @click.option("--fresh", is_flag=True, help="Start over: forget this run's journaled samples.")
+@click.option("--prompts", "prompts_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON object overriding the prompt wording (fields of dynscaling.Prompts: system, question, "
+                   "format_hints, reconsider, fresh_solution, revise).")
 @_fail_cleanly
 def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_env: str, strategy: str,
           budget: float | None, budget_tokens: int | None, budget_usd: float | None, price: str | None,
           concurrency: int, temperature: float, top_p: float | None, max_tokens: int | None, stop: Sequence[str],
           extra_body: str | None, fields: Sequence[str], answer_type: str, seed: int, timeout: float,
-          journal_path: Path | None, fresh: bool) -> None:
+          journal_path: Path | None, fresh: bool, prompts_path: Path | None) -> None:
     """Answer every question of INPUT.jsonl against a live OpenAI-compatible endpoint, under a budget.
 
     Every sample is journaled as it arrives: re-running the same command resumes without paying twice, and a
@@ -329,6 +332,7 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
     from .budget import Budget
     from .inputs import read_questions
     from .journal import default_journal_path
+    from .samplers import Prompts
     from .solve import SolveConfig, asolve, write_results
     from .strategies import parse_strategy
 
@@ -363,8 +367,9 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
                             price_input=price_in, price_output=price_out, timeout=timeout)
     identity = {"base_url": base_url, "model": model, "temperature": temperature, "top_p": top_p,
                 "max_tokens": max_tokens, "stop": list(stop), "extra_body": body}
+    prompts = Prompts.from_file(str(prompts_path)) if prompts_path is not None else None
     config = SolveConfig(parsed_strategy, caps, seed=seed, concurrency=concurrency, backend_identity=identity,
-                         max_tokens=max_tokens, price_input=price_in, price_output=price_out)
+                         max_tokens=max_tokens, price_input=price_in, price_output=price_out, prompts=prompts)
     journal = journal_path or default_journal_path()
     started = time.monotonic()
     progress_bar = _SpendProgress(err, total_samples)

@@ -21,7 +21,7 @@ from .allocators import Allocator, OracleAllocator
 from .answers import AnswerClusterer, answers_match, canonical_key, extract_answer
 from .budget import Budget, Ledger, Reservation
 from .errors import BackendError, ConfigError, InputError
-from .samplers import Attempt, Message, Sampler
+from .samplers import Attempt, Message, Prompts, Sampler
 from .strategies import Strategy, parse_strategy
 from .types import Question, QuestionResult, RunResult, Sample, Usage
 from .votes import Tally
@@ -70,12 +70,14 @@ class Engine:
         estimate_cost: the worst-case (tokens, usd) of a request, reserved before dispatch.
         clusterers: per-question answer clusterers to share (replay pools precompute them).
         max_failures: a question whose requests fail this many times for good is closed.
+        prompts: the wording the sampler uses (``dynscaling.Prompts``), instead of the defaults.
     """
 
     def __init__(self, questions: Sequence[Question], strategy: Strategy | str, budget: Budget, *, seed: int = 0,
                  needs_messages: bool = True, estimate_cost: CostEstimate = _free,
                  clusterers: Sequence[AnswerClusterer] | None = None, max_failures: int = 3,
-                 sampler: Sampler | None = None, allocator: Allocator | None = None) -> None:
+                 sampler: Sampler | None = None, allocator: Allocator | None = None,
+                 prompts: Prompts | None = None) -> None:
         if not questions:
             raise InputError("the batch is empty: there is no question to answer")
         ids = [q.id for q in questions]
@@ -90,7 +92,7 @@ class Engine:
         n = len(self.questions)
         per_question = budget.samples / n if budget.samples is not None else None
         if sampler is None or allocator is None:
-            built_sampler, built_allocator = self.strategy.build(per_question)
+            built_sampler, built_allocator = self.strategy.build(per_question, prompts)
             sampler = sampler or built_sampler
             allocator = allocator or built_allocator
         self.sampler = sampler

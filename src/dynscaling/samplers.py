@@ -74,6 +74,37 @@ class Prompts:
         "Review your previous solution above for mistakes. Then write a complete, corrected solution and end with "
         "your final answer in the same format as before.")
 
+    @classmethod
+    def from_file(cls, path: str) -> Prompts:
+        """Prompts from a JSON object whose keys are this class's fields (any subset; the rest keep defaults)."""
+        import json
+        from dataclasses import fields
+
+        from .errors import InputError
+
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except OSError as error:
+            raise InputError(f"cannot read the file: {error.strerror}", path=path) from None
+        except json.JSONDecodeError as error:
+            raise InputError(f"malformed JSON ({error.msg})", path=path, line=error.lineno) from None
+        if not isinstance(data, dict):
+            raise InputError("must be a JSON object of prompt fields", path=path)
+        known = {f.name for f in fields(cls)}
+        for key, value in data.items():
+            if key not in known:
+                raise InputError(f"unknown prompt field; expected some of {', '.join(sorted(known))}", path=path,
+                                 field=key)
+            if key == "format_hints":
+                if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                    raise InputError("must map answer types to strings", path=path, field=key)
+            elif not isinstance(value, str):
+                raise InputError("must be a string", path=path, field=key)
+        if "format_hints" in data:
+            data["format_hints"] = tuple({**_FORMAT_HINTS, **data["format_hints"]}.items())
+        return cls(**data)
+
     def user_question(self, question: Question) -> str:
         hint = _hint(self.format_hints, question.answer_type)
         return self.question.format(question=question.text, format_hint=hint)

@@ -9,7 +9,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from .drivers import AsyncBackend, Progress, arun
 from .engine import CostEstimate, Engine
 from .errors import ConfigError
 from .journal import Journal, stable_hash
-from .samplers import Message, estimate_tokens
+from .samplers import Message, Prompts, estimate_tokens
 from .strategies import Strategy, parse_strategy
 from .types import Question, RunResult
 
@@ -38,6 +38,7 @@ class SolveConfig:
             Never the API key.
         max_tokens: the completion cap per request, needed to reserve a token or money budget safely.
         price_input / price_output: USD per million tokens, for money budgets and the bill.
+        prompts: the samplers' wording, when not the defaults (part of what keys the journal).
     """
 
     strategy: Strategy | str
@@ -48,6 +49,7 @@ class SolveConfig:
     max_tokens: int | None = None
     price_input: float = 0.0
     price_output: float = 0.0
+    prompts: Prompts | None = None
 
 
 def worst_case_cost(max_tokens: int | None, price_input: float, price_output: float,
@@ -77,14 +79,15 @@ async def asolve(questions: Sequence[Question], backend: AsyncBackend, config: S
     strategy = parse_strategy(config.strategy)
     estimate = worst_case_cost(config.max_tokens, config.price_input, config.price_output, config.budget)
     kwargs: dict[str, Any] = {} if estimate is None else {"estimate_cost": estimate}
-    engine = Engine(questions, strategy, config.budget, seed=config.seed, **kwargs)
+    engine = Engine(questions, strategy, config.budget, seed=config.seed, prompts=config.prompts, **kwargs)
     if on_engine is not None:
         on_engine(engine)
     if journal_path is None:
         return await arun(engine, backend, concurrency=config.concurrency, seed=config.seed, on_progress=on_progress)
     with Journal(journal_path) as journal:
         log = journal.open_run(
-            sample_key={"backend": dict(config.backend_identity or {}), "seed": config.seed},
+            sample_key={"backend": dict(config.backend_identity or {}), "seed": config.seed,
+                        **({"prompts": asdict(config.prompts)} if config.prompts is not None else {})},
             # The batch enters the key as a hash: the journal's run rows never hold question text.
             # The budget is part of the run (its event order), not of the samples: a larger budget is a new run
             # that reuses every sample the smaller one paid for.
