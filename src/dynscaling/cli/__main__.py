@@ -1,0 +1,5 @@
+"""``python -m dynscaling.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,70 @@
+"""``dynscaling serve``: the OpenAI-compatible server in front of an upstream model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConfigError
+from .common import fail_cleanly
+
+
+@click.command()
+@click.option("--upstream-url", required=True, envvar="DYNSCALING_UPSTREAM_URL",
+              help="The model's OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--upstream-model", required=True, help="The upstream model for names like dynscaling/8.")
+@click.option("--upstream-api-key-env", default="OPENAI_API_KEY", show_default=True,
+              help="Environment variable with the upstream key.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (default: loopback only).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--api-key-env", "client_key_env", default=None,
+              help="Environment variable with a key clients must present (Authorization: Bearer ...).")
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Concurrent upstream requests at most, over all clients.")
+@click.option("--default-budget", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Samples per question for model names without a number (dynscaling/<model>).")
+@click.option("--strategy", default="dynscaling:max_inflight=2", show_default=True,
+              help="Default strategy for scaled requests.")
+@click.option("--answer-type", default="text", show_default=True,
+              type=click.Choice(["number", "date", "latex", "choice", "text"]))
+@click.option("--temperature", default=0.7, show_default=True, type=float)
+@click.option("--max-tokens", type=click.IntRange(min=1))
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Journal for batches (default $DYNSCALING_HOME/journal.sqlite).")
+@fail_cleanly
+def serve(upstream_url: str, upstream_model: str, upstream_api_key_env: str, host: str, port: int,
+          client_key_env: str | None, concurrency: int, default_budget: int, strategy: str, answer_type: str,
+          temperature: float, max_tokens: int | None, journal_path: Path | None) -> None:
+    """Serve the OpenAI chat-completions API with DynScaling in front of an upstream model.
+
+    Model 'dynscaling/8/<model>' = up to 8 samples, voted; any other name passes through unchanged.
+    """
+    import os
+
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError("the server needs its extra: pip install 'dynscaling[server]'") from None
+    from ..journal import default_journal_path
+    from ..server import ServeConfig, create_app
+
+    client_key = None
+    if client_key_env is not None:
+        client_key = os.environ.get(client_key_env)
+        if not client_key:
+            raise ConfigError(f"--api-key-env names {client_key_env}, which is not set")
+    sampling: dict[str, Any] = {"temperature": temperature}
+    if max_tokens is not None:
+        sampling["max_tokens"] = max_tokens
+    config = ServeConfig(upstream_url=upstream_url, upstream_model=upstream_model,
+                         upstream_api_key_env=upstream_api_key_env, api_key=client_key, concurrency=concurrency,
+                         default_budget=default_budget, max_budget=max(64, default_budget), strategy=strategy,
+                         answer_type=answer_type, sampling=sampling,
+                         journal_path=journal_path or default_journal_path())
+    if host not in ("127.0.0.1", "localhost", "::1") and client_key is None:
+        click.echo(f"warning: serving on {host} with no client key (--api-key-env)", err=True)
+    click.echo(f"http://{host}:{port}/v1", err=True)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+
