@@ -133,8 +133,8 @@ class TestUniform:
         assert [r.samples for r in result.results] == [3, 3, 3]
 
 
-SMALL_BUDGET_STRATEGIES = ["single", "sc", "esc", "adaptive", "dynscaling-parallel", "dynscaling-parallel:c=0.5",
-                           "dynscaling-parallel:score=entropy", "oracle"]
+SMALL_BUDGET_STRATEGIES = ["single", "sc", "esc", "adaptive", "dynscaling-parallel", "ucb:c=0.5",
+                           "ucb:score=entropy", "oracle"]
 
 
 class TestBudgetSmallerThanTheBatch:
@@ -170,7 +170,7 @@ class TestBandit:
             self, questions: int, k0: int, score: str, c: float, seed: int) -> None:
         pool = make_pool([["1", "2", "1", None, "3", "1", "2", "2"]] * questions)
         order: list[int] = []
-        step_by_step(pool, f"dynscaling-parallel:k0={k0},score={score},c={c}", 10 * questions, seed,
+        step_by_step(pool, f"ucb:k0={k0},score={score},c={c}", 10 * questions, seed,
                      lambda engine, qi: order.append(qi))
         for round_number in range(k0):
             assert sorted(order[round_number * questions:(round_number + 1) * questions]) == list(range(questions))
@@ -180,7 +180,7 @@ class TestBandit:
         firsts = set()
         for seed in range(10):
             order: list[int] = []
-            step_by_step(pool, "dynscaling-parallel:k0=1", 6, seed, lambda engine, qi, picks=order: picks.append(qi))
+            step_by_step(pool, "ucb:k0=1", 6, seed, lambda engine, qi, picks=order: picks.append(qi))
             firsts.add(tuple(order))
         assert len(firsts) > 1
 
@@ -202,14 +202,14 @@ class TestBandit:
             assert qi in active, "a retired or closed question was sampled"
             assert score_of(tallies[qi]) == max(score_of(tallies[j]) for j in active)
 
-        step_by_step(pool, f"dynscaling-parallel:k0={k0},score={score},stop={stop},c=0", budget, seed, check)
+        step_by_step(pool, f"ucb:k0={k0},score={score},stop={stop},c=0", budget, seed, check)
 
     @settings(max_examples=60, deadline=None)
     @given(answer_lists, st.integers(1, 2), st.sampled_from([0.8, 0.95]), seeds)
     def test_a_question_retires_once_its_leader_is_settled(self, answers: list, k0: int, stop: float,
                                                            seed: int) -> None:
         pool = make_pool(answers)
-        engine = step_by_step(pool, f"dynscaling-parallel:k0={k0},stop={stop}", 1000, seed)
+        engine = step_by_step(pool, f"ucb:k0={k0},stop={stop}", 1000, seed)
         for qi, (tally, order) in enumerate(zip(engine.tallies, full_orders(pool, seed), strict=True)):
             # it stops at the first point past warm-up where the leader is settled, or when the pool runs dry
             expected = len(order)
@@ -225,7 +225,7 @@ class TestBandit:
     def test_with_requests_in_flight_it_warms_up_first_and_respects_max_inflight(
             self, questions: int, k0: int, max_inflight: int, concurrency: int, seed: int) -> None:
         pool = make_pool([["1", "2", "1", None, "3", "1", "2", "2"]] * questions)
-        engine = Engine(pool.questions, f"dynscaling-parallel:k0={k0},max_inflight={max_inflight},stop=1.0",
+        engine = Engine(pool.questions, f"ucb:k0={k0},max_inflight={max_inflight},stop=1.0",
                         Budget(samples=6 * questions), seed=seed, needs_messages=False,
                         clusterers=[e.clusterer for e in pool.entries])
         backend, rng, held = ReplayBackend(pool, seed), random.Random(seed), []
@@ -254,7 +254,7 @@ class TestBandit:
     def test_with_requests_in_flight_it_exploits_only_once_every_warm_up_sample_has_landed(self,
                                                                                           seed: int) -> None:
         questions = [Question("a", "q", "number"), Question("b", "q", "number")]
-        engine = Engine(questions, "dynscaling-parallel:k0=1", Budget(samples=10), seed=seed, needs_messages=False)
+        engine = Engine(questions, "ucb:k0=1", Budget(samples=10), seed=seed, needs_messages=False)
         first, second = engine.next_request(), engine.next_request()
         assert first is not None and second is not None
         engine.deliver(first, Sample("The answer is 1", "1"))

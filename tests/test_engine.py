@@ -41,16 +41,16 @@ PARALLEL_STRATEGIES = [
     "adaptive",
     "adaptive:threshold=0.8,cap=5",
     "dynscaling-parallel",
-    "dynscaling-parallel:c=0.3",
-    "dynscaling-parallel:score=margin,k0=1",
-    "dynscaling-parallel:score=entropy,c=1.0",
-    "dynscaling-parallel:score=voi,stop=0.9,cap=4",
-    "dynscaling-parallel:k0=1,max_inflight=2",
+    "ucb:c=0.3",
+    "ucb:score=margin,k0=1",
+    "ucb:score=entropy,c=1.0",
+    "ucb:score=voi,stop=0.9,cap=4",
+    "ucb:k0=1,max_inflight=2",
     "oracle",
 ]
 
 # Strategies that never stop a question early on these small pools: they serve every recorded sample.
-EXHAUSTIVE_STRATEGIES = ["sc", "dynscaling-parallel:stop=1.0", "dynscaling-parallel:score=voi,c=0.5,stop=1.0",
+EXHAUSTIVE_STRATEGIES = ["sc", "ucb:stop=1.0", "ucb:score=voi,c=0.5,stop=1.0",
                          "adaptive:threshold=0.999,cap=100"]
 
 # A question's recorded answers: "1" is the gold answer, None a sample with no answer.

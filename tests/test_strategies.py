@@ -11,6 +11,7 @@ from dynscaling.allocators import (
     SCORES,
     AdaptiveAllocator,
     BanditAllocator,
+    BayesAllocator,
     EscAllocator,
     OracleAllocator,
     UniformAllocator,
@@ -27,6 +28,14 @@ bandit_params = {
     "cap": st.one_of(st.none(), st.integers(4, 64)),
     "max_inflight": positive,
 }
+bayes_params = {
+    "horizon": st.integers(1, 12),
+    "min_gain": st.floats(min_value=0.0, max_value=0.5, allow_nan=False),
+    "refit": st.floats(min_value=1.01, max_value=4.0, allow_nan=False),
+    "prior_weight": st.floats(min_value=0.0, max_value=100.0, allow_nan=False),
+    "cap": st.one_of(st.none(), st.integers(1, 64)),
+    "max_inflight": positive,
+}
 chain_params = {"m": positive, "max_chain_tokens": st.integers(0, 10_000)}
 PARAMS = {
     "single": {},
@@ -34,8 +43,10 @@ PARAMS = {
     "esc": {"w": positive, "cap": positive},
     "adaptive": {"threshold": probability, "cap": positive},
     "sequential": {"max_chain_tokens": st.integers(0, 10_000)},
-    "dynscaling": {**bandit_params, **chain_params},
-    "dynscaling-parallel": bandit_params,
+    "dynscaling": {**bayes_params, "k0": st.integers(1, 4), **chain_params},
+    "dynscaling-parallel": bayes_params,
+    "dynscaling-ucb": {**bandit_params, **chain_params},
+    "ucb": bandit_params,
     "integrated-uniform": {"k0": st.integers(1, 4), **chain_params},
     "oracle": {},
 }
@@ -50,8 +61,8 @@ def strategy_specs(draw: st.DrawFn) -> tuple[str, dict]:
 
 class TestParsing:
     def test_a_full_spec_gives_typed_parameters_in_order(self) -> None:
-        strategy = parse_strategy("dynscaling:k0=2,m=2,c=0.3")
-        assert strategy == Strategy("dynscaling", (("k0", 2), ("m", 2), ("c", 0.3)))
+        strategy = parse_strategy("dynscaling-ucb:k0=2,m=2,c=0.3")
+        assert strategy == Strategy("dynscaling-ucb", (("k0", 2), ("m", 2), ("c", 0.3)))
         values = dict(strategy.params)
         assert type(values["k0"]) is int and type(values["m"]) is int and type(values["c"]) is float
 
@@ -70,7 +81,7 @@ class TestParsing:
         assert parse_strategy(strategy) is strategy
 
     def test_the_parameters_reach_the_built_sampler_and_allocator(self) -> None:
-        sampler, allocator = parse_strategy("dynscaling:k0=3,m=4,c=0.7,score=entropy,stop=0.9").build()
+        sampler, allocator = parse_strategy("dynscaling-ucb:k0=3,m=4,c=0.7,score=entropy,stop=0.9").build()
         assert isinstance(sampler, IntegratedSampler) and (sampler.k0, sampler.m) == (3, 4)
         assert isinstance(allocator, BanditAllocator)
         assert (allocator.k0, allocator.c, allocator.score_name, allocator.stop) == (3, 0.7, "entropy", 0.9)
@@ -81,8 +92,10 @@ class TestParsing:
         ("esc", ParallelSampler, EscAllocator),
         ("adaptive", ParallelSampler, AdaptiveAllocator),
         ("sequential", SequentialSampler, UniformAllocator),
-        ("dynscaling", IntegratedSampler, BanditAllocator),
-        ("dynscaling-parallel", ParallelSampler, BanditAllocator),
+        ("dynscaling", IntegratedSampler, BayesAllocator),
+        ("dynscaling-parallel", ParallelSampler, BayesAllocator),
+        ("dynscaling-ucb", IntegratedSampler, BanditAllocator),
+        ("ucb", ParallelSampler, BanditAllocator),
         ("integrated-uniform", IntegratedSampler, UniformAllocator),
         ("oracle", ParallelSampler, OracleAllocator),
     ])
@@ -137,8 +150,8 @@ class TestErrors:
         ("dynscaling:k0=1.5", "strategy dynscaling: k0 must be a whole number, got '1.5'"),
         ("adaptive:threshold=high", "strategy adaptive: threshold must be a number, got 'high'"),
         ("adaptive:threshold=1.5", r"adaptive threshold must be in \(0.5, 1\), got 1.5"),
-        ("dynscaling-parallel:c=-1", "exploration bonus c must be >= 0, got -1"),
-        ("dynscaling-parallel:score=luck", "unknown bandit score 'luck'; expected one of beta, margin, entropy, voi"),
+        ("ucb:c=-1", "exploration bonus c must be >= 0, got -1"),
+        ("ucb:score=luck", "unknown bandit score 'luck'; expected one of beta, margin, entropy, voi"),
         ("dynscaling:m=0", "m must be >= 1, got 0"),
         ("sc:cap=0", "uniform cap must be >= 1, got 0"),
     ])
@@ -164,7 +177,7 @@ class TestErrors:
 
 class TestLabels:
     def test_a_label_is_the_spec_it_was_parsed_from(self) -> None:
-        assert parse_strategy("dynscaling:k0=2,m=2,c=0.3").label == "dynscaling:k0=2,m=2,c=0.3"
+        assert parse_strategy("dynscaling-ucb:k0=2,m=2,c=0.3").label == "dynscaling-ucb:k0=2,m=2,c=0.3"
         assert parse_strategy("sc").label == "sc"
 
     @settings(max_examples=200)

@@ -161,7 +161,8 @@ def accuracy_interval(correct: Sequence[bool]) -> float:
 def live_strategy(strategy: Strategy, largest_budget: float) -> Strategy:
     """Cap the bandit's samples per question at the sweep's largest budget (unless the user set a cap), so that
     every point of a live curve draws from the samples of its largest point and the curve costs no more."""
-    if strategy.name in ("dynscaling", "dynscaling-parallel") and "cap" not in dict(strategy.params):
+    adaptive = ("dynscaling", "dynscaling-parallel", "dynscaling-ucb", "ucb")
+    if strategy.name in adaptive and "cap" not in dict(strategy.params):
         return Strategy(strategy.name, (*strategy.params, ("cap", max(1, math.ceil(largest_budget)))))
     return strategy
 

@@ -114,7 +114,19 @@ class Engine:
             if any(q.gold is None for q in self.questions):
                 raise ConfigError("the oracle strategy needs a gold answer for every question (evaluation only)")
             self.allocator.bind(self.is_correct)
+        if (budget.tokens is not None or budget.usd is not None) and hasattr(self.allocator, "unit_cost"):
+            self.allocator.unit_cost = self._expected_cost  # rank samples per token (or dollar), not per sample
         self.allocator.start(self.tallies, budget.samples, self.rng)
+
+    def _expected_cost(self, qi: int) -> float:
+        """The expected cost of one more sample of ``qi`` in the budget's unit (dollars when the budget caps
+        dollars, else tokens): its own mean so far, shrunk toward the batch's mean; 1 before any sample."""
+        usd = self.budget.usd is not None
+        spent = self.ledger.spent_usd if usd else self.ledger.spent_tokens
+        batch = spent / self.ledger.spent_samples if self.ledger.spent_samples else 0.0
+        own = sum(u.cost_usd if usd else u.prompt_tokens + u.completion_tokens for u in self._costs[qi])
+        cost = (own + batch) / (len(self._costs[qi]) + 1)
+        return cost if cost > 0 else 1.0
 
     # ---- the two calls -------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Strategies: a sampler x an allocator, registered by name, built from specs like ``dynscaling:k0=2,c=0.3``.
+"""Strategies: a sampler x an allocator, registered by name, built from specs like ``dynscaling:k0=2,horizon=6``.
 
 | name                | sampler     | allocator                                  |
 |---------------------|-------------|--------------------------------------------|
@@ -7,8 +7,10 @@
 | esc                 | parallel    | early-stopping windows                     |
 | adaptive            | parallel    | Beta stopping rule                         |
 | sequential          | sequential  | uniform                                    |
-| dynscaling          | integrated  | bandit across questions                    |
-| dynscaling-parallel | parallel    | bandit across questions                    |
+| dynscaling          | integrated  | empirical-Bayes value of information       |
+| dynscaling-parallel | parallel    | empirical-Bayes value of information       |
+| dynscaling-ucb      | integrated  | UCB bandit across questions (the first one) |
+| ucb                 | parallel    | UCB bandit across questions (the first one) |
 | integrated-uniform  | integrated  | uniform                                    |
 | oracle              | parallel    | knows the gold answers (evaluation only)   |
 
@@ -26,6 +28,7 @@ from .allocators import (
     AdaptiveAllocator,
     Allocator,
     BanditAllocator,
+    BayesAllocator,
     EscAllocator,
     OracleAllocator,
     UniformAllocator,
@@ -38,6 +41,7 @@ __all__ = ["STRATEGIES", "Strategy", "parse_strategy"]
 ParamValue = int | float | str | None
 
 _BANDIT = {"score": "beta", "c": 0.3, "k0": 2, "stop": 0.95, "stop_max": None, "cap": None, "max_inflight": 1}
+_BAYES = {"horizon": 6, "min_gain": 0.0, "refit": 1.5, "prior_weight": 4.0, "cap": None, "max_inflight": 1}
 _CHAIN = {"m": 2, "max_chain_tokens": 6000}
 
 
@@ -48,6 +52,11 @@ class _Spec:
     summary: str
     #: parameters whose default follows the per-question budget when the user does not set them
     budget_capped: tuple[str, ...] = ()
+
+
+def _bayes(p: dict[str, Any]) -> BayesAllocator:
+    return BayesAllocator(horizon=p["horizon"], min_gain=p["min_gain"], refit=p["refit"],
+                          prior_weight=p["prior_weight"], cap=p["cap"], max_inflight=p["max_inflight"])
 
 
 def _bandit(p: dict[str, Any]) -> BanditAllocator:
@@ -68,11 +77,16 @@ STRATEGIES: dict[str, _Spec] = {
     "sequential": _Spec({"max_chain_tokens": 6000},
                         lambda p, pr: (SequentialSampler(p["max_chain_tokens"], pr), UniformAllocator()),
                         "sequential revision: each sample revises the previous one (live models only)"),
-    "dynscaling": _Spec({**_BANDIT, **_CHAIN},
-                        lambda p, pr: (IntegratedSampler(p["k0"], p["m"], p["max_chain_tokens"], pr), _bandit(p)),
-                        "integrated synthetic chains + bandit allocation (live models only)"),
-    "dynscaling-parallel": _Spec(dict(_BANDIT), lambda p, pr: (ParallelSampler(pr), _bandit(p)),
-                                 "bandit allocation with independent samples"),
+    "dynscaling": _Spec({**_BAYES, "k0": 2, **_CHAIN},
+                        lambda p, pr: (IntegratedSampler(p["k0"], p["m"], p["max_chain_tokens"], pr), _bayes(p)),
+                        "integrated synthetic chains + empirical-Bayes allocation across questions (live models only)"),
+    "dynscaling-parallel": _Spec(dict(_BAYES), lambda p, pr: (ParallelSampler(pr), _bayes(p)),
+                                 "empirical-Bayes allocation across questions with independent samples"),
+    "dynscaling-ucb": _Spec({**_BANDIT, **_CHAIN},
+                            lambda p, pr: (IntegratedSampler(p["k0"], p["m"], p["max_chain_tokens"], pr), _bandit(p)),
+                            "integrated synthetic chains + the UCB bandit (live models only)"),
+    "ucb": _Spec(dict(_BANDIT), lambda p, pr: (ParallelSampler(pr), _bandit(p)),
+                 "the UCB bandit across questions (warm-up k0, score + UCB bonus, retire at stop)"),
     "integrated-uniform": _Spec({"k0": 2, **_CHAIN},
                                 lambda p, pr: (IntegratedSampler(p["k0"], p["m"], p["max_chain_tokens"], pr),
                                                UniformAllocator()),
@@ -133,7 +147,7 @@ class Strategy:
 
     @property
     def needs_live_model(self) -> bool:
-        return self.name in ("dynscaling", "integrated-uniform", "sequential")
+        return self.name in ("dynscaling", "dynscaling-ucb", "integrated-uniform", "sequential")
 
     def resolved(self, per_question_budget: float | None = None) -> dict[str, Any]:
         spec = STRATEGIES[self.name]
@@ -152,7 +166,7 @@ class Strategy:
 
 
 def parse_strategy(spec: str | Strategy) -> Strategy:
-    """``"dynscaling:k0=2,m=2,c=0.3"`` -> ``Strategy("dynscaling", (("k0", 2), ("m", 2), ("c", 0.3)))``."""
+    """``"dynscaling:k0=2,m=2,horizon=6"`` -> ``Strategy("dynscaling", (("k0", 2), ("m", 2), ("horizon", 6)))``."""
     if isinstance(spec, Strategy):
         return spec
     name, _, rest = spec.strip().partition(":")

@@ -11,12 +11,14 @@ The engine finishes when ``next_question`` returns None and nothing is in flight
 from .bandit import SCORES, BanditAllocator
 from .base import Allocator
 from .baselines import AdaptiveAllocator, EscAllocator, OracleAllocator, UniformAllocator
+from .bayes import BayesAllocator
 
 __all__ = [
     "SCORES",
     "AdaptiveAllocator",
     "Allocator",
     "BanditAllocator",
+    "BayesAllocator",
     "EscAllocator",
     "OracleAllocator",
     "UniformAllocator",

@@ -158,7 +158,7 @@ def _live_bench(*, dataset: str, data_dir: Path | None, limit: int | None, subse
     price_in, price_out = parse_price(price)
     # What the sweep can cost: the largest budget's samples (every smaller point reuses them), per seed.
     samples = round(max(budget_list) * len(questions)) * seeds
-    if any(s.name in ("dynscaling", "integrated-uniform", "sequential") for s in specs):
+    if any(s.needs_live_model for s in specs):
         samples *= 2  # chain samples cannot be shared with independent ones
     prompt = sum(estimate_tokens(Prompts().user_question(q)) for q in questions) / len(questions)
     completion = max_tokens or 500

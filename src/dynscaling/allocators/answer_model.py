@@ -1,0 +1,194 @@
+"""A model of how a question's samples spread over answers, with a prior learned from the whole batch.
+
+**Mode and field.** A question has one answer, its *mode*, that a sample gives with probability ``theta``; the
+other samples fall in a *field* of other answers that behaves like a Chinese restaurant process with
+concentration ``beta`` (small: the field is one rival answer; large: wrong answers rarely repeat). The vote
+tally's probability under "the mode is the answer with ``c`` votes" is ``theta^c (1-theta)^(n-c)`` times the
+Ewens probability of the field's partition, and under "the mode has not been seen" ``(1-theta)^n`` times the
+Ewens probability of the whole partition, so the posterior of which answer is the mode is exact and cheap. It
+sees what a model of the top two alone cannot: two agreeing samples among many possible answers are strong
+evidence, and a 1-1 split in a diffuse question most likely holds neither.
+
+**The batch prior.** ``(theta, beta)`` lives on a grid; its weights are the batch's nonparametric maximum-
+likelihood prior (EM over every question's tally), shrunk toward flat with the weight of ``prior_weight``
+questions. Questions stopped adaptively do not bias it: the likelihood of a tally does not depend on a stopping
+rule that looks only at tallies.
+
+Tallies are keyed by their *shape*: the vote counts, largest first (abstentions do not enter: they carry no
+information about which answer leads). Everything is memoised by shape for one set of weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["AnswerModel", "Shape", "fit_weights"]
+
+#: vote counts, largest first
+Shape = tuple[int, ...]
+
+THETAS = (0.5, 0.55, 0.65, 0.75, 0.85, 0.92, 0.97, 0.99, 1.0)
+BETAS = (3.0,)
+
+_THETA = np.repeat(np.array(THETAS), len(BETAS))
+_BETA = np.tile(np.array(BETAS), len(THETAS))
+_LOG_THETA = np.log(_THETA)
+with np.errstate(divide="ignore"):
+    _LOG_REST = np.log1p(-_THETA)  # -inf at theta = 1: then no sample falls outside the mode
+_LOG_BETA = np.log(_BETA)
+_LGAMMA_BETA = np.array([math.lgamma(b) for b in _BETA])
+CELLS = len(_THETA)
+
+_EM_ITERATIONS = 40
+_lgamma_beta_plus: dict[int, np.ndarray] = {}
+
+
+def _lgamma_beta_plus_n(n: int) -> np.ndarray:
+    found = _lgamma_beta_plus.get(n)
+    if found is None:
+        found = np.array([math.lgamma(b + n) for b in _BETA])
+        _lgamma_beta_plus[n] = found
+    return found
+
+
+def _times(count: int, logs: np.ndarray) -> np.ndarray:
+    """``count * logs`` with 0 * -inf = 0 (no sample outside the mode is possible when theta = 1)."""
+    return count * logs if count else np.zeros(CELLS)
+
+
+_hypotheses_cache: dict[Shape, tuple[list[int], np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def hypotheses(shape: Shape) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """For a shape: the distinct vote counts ``c`` an observed mode could have (then 0: not seen yet), their
+    multiplicities, the log-likelihood of the tally under each (rows) and each grid cell (columns), up to a
+    term that is the same for every hypothesis and cell, and under each the share of the next vote that one
+    field answer gets per vote it holds, ``(1 - theta) / (field votes + beta)``."""
+    found = _hypotheses_cache.get(shape)
+    if found is not None:
+        return found
+    n = sum(shape)
+    m = len(shape)
+    counts = sorted(set(shape), reverse=True)
+    multiplicity = np.array([shape.count(c) for c in counts] + [1], dtype=float)
+    rows = []
+    for c in counts:
+        field = n - c
+        rows.append(_times(c, _LOG_THETA) + _times(field, _LOG_REST) + (m - 1) * _LOG_BETA + _LGAMMA_BETA
+                    - _lgamma_beta_plus_n(field) - math.lgamma(c))
+    rows.append(_times(n, _LOG_REST) + m * _LOG_BETA + _LGAMMA_BETA - _lgamma_beta_plus_n(n))
+    fields = np.array([n - c for c in counts] + [n], dtype=float)
+    share = (1.0 - _THETA)[None, :] / (fields[:, None] + _BETA[None, :])
+    found = (counts, multiplicity, np.vstack(rows), share)
+    if len(_hypotheses_cache) < 1 << 16:
+        _hypotheses_cache[shape] = found
+    return found
+
+
+def fit_weights(shapes: dict[Shape, int], prior_weight: float) -> np.ndarray:
+    """The batch prior over the grid: EM for the mixture weights, shrunk toward flat by ``prior_weight``."""
+    flat = np.full(CELLS, 1.0 / CELLS)
+    rows = []
+    counts = []
+    for shape, count in shapes.items():
+        if sum(shape) < 2:
+            continue  # one vote has the same likelihood under every cell
+        _, multiplicity, loglik, _ = hypotheses(shape)
+        top = loglik.max()
+        rows.append(multiplicity @ np.exp(loglik - top))
+        counts.append(count)
+    if not rows:
+        return flat
+    likelihood = np.vstack(rows)
+    count = np.array(counts, dtype=float)
+    weights = flat.copy()
+    for _ in range(_EM_ITERATIONS):
+        mix = likelihood * weights
+        responsibility = mix / mix.sum(axis=1, keepdims=True)
+        totals = count @ responsibility + prior_weight * flat
+        weights = totals / totals.sum()
+    return weights
+
+
+class AnswerModel:
+    """The values an allocator needs, for one set of grid weights, memoised by shape."""
+
+    def __init__(self, weights: np.ndarray, horizon: int) -> None:
+        with np.errstate(divide="ignore"):
+            self._log_weights = np.log(weights)
+        self.weights = weights
+        self.horizon = horizon
+        self._posterior: dict[Shape, tuple[float, float, float]] = {}
+        self._lookahead: dict[tuple[Shape, int], float] = {}
+        self._index: dict[Shape, float] = {}
+
+    def posterior(self, shape: Shape) -> tuple[float, float, float]:
+        """(P(the leader is the mode), P(the next vote goes to the leader), P(it goes to the runner-up))."""
+        found = self._posterior.get(shape)
+        if found is not None:
+            return found
+        counts, multiplicity, loglik, share = hypotheses(shape)
+        joint = loglik + self._log_weights
+        p = np.exp(joint - joint.max()) * multiplicity[:, None]  # (hypothesis, cell)
+        p /= p.sum()
+        v1 = shape[0]
+        v2 = shape[1] if len(shape) > 1 else 0
+        leader_group = counts.index(v1)
+        leader = float(p[leader_group].sum()) / multiplicity[leader_group]
+        # The next vote goes to a block with b votes with theta if the block is the mode, else with
+        # (1 - theta) b / (field + beta): summed over every hypothesis, then corrected on the rows where this
+        # block is (one of the multiplicity blocks that are) the mode.
+        field_share = float((p * share).sum())
+        mode = p[leader_group] / multiplicity[leader_group]
+        to_leader = v1 * field_share + float(mode @ (_THETA - v1 * share[leader_group]))
+        to_runner = 0.0
+        if v2:
+            runner_group = counts.index(v2)
+            mode = p[runner_group] / multiplicity[runner_group]
+            to_runner = v2 * field_share + float(mode @ (_THETA - v2 * share[runner_group]))
+        found = (float(leader), to_leader, to_runner)
+        if len(self._posterior) < 1 << 18:
+            self._posterior[shape] = found
+        return found
+
+    def value(self, shape: Shape) -> float:
+        """P(the current leader is the mode); 0 with no vote (no answer)."""
+        return self.posterior(shape)[0] if shape else 0.0
+
+    def lookahead(self, shape: Shape, k: int) -> float:
+        """Expected ``value`` after ``k`` more samples, following only votes for the top two (a vote elsewhere is
+        taken as no change): the leader may change on the way."""
+        if k == 0 or not shape:
+            return self.value(shape)
+        key = (shape, k)
+        found = self._lookahead.get(key)
+        if found is not None:
+            return found
+        _, to_leader, to_runner = self.posterior(shape)
+        v1 = shape[0]
+        v2 = shape[1] if len(shape) > 1 else 0
+        rest = shape[2:]
+        now = self.lookahead(shape, k - 1)
+        after_leader = self.lookahead((v1 + 1, v2, *rest) if v2 else (v1 + 1, *rest), k - 1)
+        if v2:
+            # a runner-up vote overtakes only with a strictly greater count; then it leads
+            runner = (v1, v2 + 1, *rest) if v2 + 1 <= v1 else (v2 + 1, v1, *rest)
+            after_runner = self.lookahead(runner, k - 1)
+        else:
+            after_runner = now
+        found = (to_leader * after_leader + to_runner * after_runner
+                 + max(0.0, 1.0 - to_leader - to_runner) * now)
+        self._lookahead[key] = found
+        return found
+
+    def index(self, shape: Shape) -> float:
+        """The best expected gain per sample over look-aheads of 1..horizon samples."""
+        found = self._index.get(shape)
+        if found is not None:
+            return found
+        now = self.value(shape)
+        found = max(0.0, max((self.lookahead(shape, k) - now) / k for k in range(1, self.horizon + 1)))
+        self._index[shape] = found
+        return found
