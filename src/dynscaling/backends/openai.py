@@ -292,10 +292,10 @@ class OpenAIBackend:
                     if not isinstance(outcome, BackendError):
                         raise outcome
                     last_error = outcome
-                    if not outcome.retryable:
-                        rounds = self.max_retries + 1  # asking again cannot help: stop after this round
                 else:
                     samples.extend(outcome)
+            if len(samples) == have and last_error is not None:
+                rounds = self.max_retries + 1  # every refill failed after its own retries: stop here
         return samples[:n]
 
     async def probe(self, timeout: float = 8.0) -> list[str] | None:

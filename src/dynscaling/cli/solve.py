@@ -189,7 +189,7 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
         raise ConfigError(f"--out {out_path}: cannot write it ({error.strerror or error}); every sample is kept in "
                           f"{journal}: run the same command again to write it without paying twice") from None
     wall = time.monotonic() - started
-    err.print(_summary(len(questions), result, stats, reasons, wall), highlight=False)
+    click.echo(_summary(len(questions), result, stats, reasons, wall), err=True)  # one line, never wrapped
     click.echo(f"wrote {out_path}", err=True)
     if reasons:
         click.echo(f"{len(reasons)} questions have no answer because the backend failed; to retry them (nothing "
@@ -245,17 +245,20 @@ class _SpendProgress:
         self._progress = Progress(TextColumn("[bold]solving"), BarColumn(), TextColumn("{task.description}"),
                                   TimeElapsedColumn(), console=console, transient=False)
         self._task = self._progress.add_task("", total=total_samples)
+        self._started = False
 
     def __enter__(self) -> _SpendProgress:
-        self._progress.__enter__()
-        return self
+        return self  # shown from the first sample on: an error before that is one line, with no bar above it
 
     def __exit__(self, *exc_info: object) -> None:
-        self._progress.__exit__(*exc_info)  # type: ignore[arg-type]
+        if self._started:
+            self._progress.__exit__(*exc_info)  # type: ignore[arg-type]
 
     def update(self, p: Any) -> None:
+        if not self._started:
+            self._progress.__enter__()
+            self._started = True
         of = f"/{p.budget_samples}" if p.budget_samples is not None else ""
         text = (f"{p.samples}{of} samples, {p.tokens} tokens, ${p.cost_usd:.4f}, {p.inflight} in flight"
                 + (f", {p.failures} failed" if p.failures else "") + (f", {p.reused} reused" if p.reused else ""))
         self._progress.update(self._task, completed=p.samples, description=text)
-

@@ -1,0 +1,553 @@
+"""Run safety of ``dynscaling solve`` (issue 10): failures are never final, exit statuses scripts can trust, a free
+probe before paying, bounded backoff, budgets that hold whatever the user passes, one writer per journal,
+no key needed for local servers, upstream errors shown and keys never; and ``--fresh`` (issue 13).
+
+Every HTTP path is real: the replay server, ``fakes.ScriptedServer`` or a small server defined here on
+127.0.0.1, driven through the official ``openai`` SDK inside ``OpenAIBackend``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from fakes import Reply, ScriptedServer, completion, error_body
+
+from dynscaling import Budget
+from dynscaling.backends.openai import OpenAIBackend
+from dynscaling.cli import cli
+from dynscaling.drivers import RunStats
+from dynscaling.errors import BackendError, ConfigError, JournalError
+from dynscaling.journal import Journal
+from dynscaling.pools import Pool, bundled_pools, load_pool
+from dynscaling.replay_server import FaultPlan, ReplayServer
+from dynscaling.solve import SolveConfig, asolve
+
+SECRET = "sk-test-SECRET-7f3a9b"
+DATE_POOL = next(p for p in bundled_pools() if p.name.startswith("chatgpt_date"))  # 10 samples per question
+
+
+@pytest.fixture(scope="module")
+def pool() -> Pool:
+    full = load_pool(DATE_POOL)
+    return Pool(full.name, full.path, full.entries[:20])
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("DYNSCALING_HOME", str(tmp_path / "home"))
+
+
+def write_batch(pool: Pool, path: Path, count: int | None = None) -> Path:
+    entries = pool.entries[:count] if count is not None else pool.entries
+    path.write_text("".join(json.dumps({"id": e.question.id, "question": e.question.text, "answer_type": "date"})
+                            + "\n" for e in entries))
+    return path
+
+
+def solve(base_url: str, model: str, batch: Path, out: Path, journal: Path, *extra: str) -> Result:
+    return CliRunner().invoke(cli, ["solve", str(batch), "--out", str(out), "--base-url", base_url, "--model", model,
+                                    "--journal", str(journal), "--concurrency", "4", "--strategy", "sc", *extra])
+
+
+def read_out(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def journal_counts(path: Path) -> dict[str, int]:
+    db = sqlite3.connect(path)
+    try:
+        counts = {"samples": db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]}
+        for kind, count in db.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind"):
+            counts[kind] = count
+        return counts
+    finally:
+        db.close()
+
+
+class ModelsServer:
+    """GET /v1/models answers ``status``: the list of ``models``, or an error with message ``body`` (echoing the
+    Authorization header, as a careless gateway would). POST either drops the connection without a response
+    (``drop_posts``) or answers ``post_status`` with ``post_message``. Counts the POSTs it received."""
+
+    def __init__(self, status: int = 200, body: Any = None, *, drop_posts: bool = False, models: tuple[str, ...] = ("m",),
+                 post_status: int = 500, post_message: str = "broken", port: int = 0) -> None:
+        self.posts = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                payload: Any = {"object": "list", "data": [{"id": m, "object": "model"} for m in models]}
+                if status >= 400:
+                    payload = {"error": {"message": f"{body} (you sent {self.headers.get('Authorization')})",
+                                         "type": "invalid_request_error", "code": None}}
+                self._send(status, payload)
+
+            def do_POST(self) -> None:  # noqa: N802
+                outer.posts += 1
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if drop_posts:
+                    self.close_connection = True  # no response at all: the client sees the connection drop
+                    return
+                self._send(post_status, {"error": {"message": post_message, "type": "server_error"}})
+
+            def _send(self, code: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> ModelsServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def free_port() -> int:
+    with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as probe:
+        return int(probe.server_address[1])
+
+
+class TestFailFast:
+    def test_nothing_listening_exits_3_with_the_url_leaves_no_answers_and_nothing_in_the_journal(
+            self, pool: Pool, tmp_path: Path) -> None:
+        url = f"http://127.0.0.1:{free_port()}/v1"
+        out, journal = tmp_path / "out.jsonl", tmp_path / "j.sqlite"
+        result = solve(url, "m", write_batch(pool, tmp_path / "in.jsonl"), out, journal)
+        assert result.exit_code == 3, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and url in lines[0] and "cannot connect" in lines[0]
+        assert "Traceback" not in result.output
+        assert not out.exists()
+        assert not journal.exists()  # the probe runs before the journal is opened
+
+    def test_an_unknown_host_is_configuration_exit_2(self, pool: Pool, tmp_path: Path) -> None:
+        result = solve("http://no-such-host.invalid/v1", "m", write_batch(pool, tmp_path / "in.jsonl"),
+                       tmp_path / "out.jsonl", tmp_path / "j.sqlite", "--no-api-key")
+        assert result.exit_code == 2, result.output
+        assert "no-such-host.invalid" in result.output and "cannot connect" in result.output
+
+    def test_an_unknown_model_names_what_the_server_has(self, pool: Pool, tmp_path: Path) -> None:
+        with ReplayServer(pool) as server:
+            result = solve(server.base_url, "no-such-model", write_batch(pool, tmp_path / "in.jsonl"),
+                           tmp_path / "out.jsonl", tmp_path / "j.sqlite")
+            served = server.stats.snapshot()["requests"]
+        assert result.exit_code == 2, result.output
+        assert "'no-such-model' not found" in result.output and pool.name in result.output
+        assert server.base_url in result.output
+        assert served == 0
+
+    @pytest.mark.parametrize("status", [401, 403])
+    def test_a_rejected_key_stops_before_any_sample_and_is_masked(
+            self, pool: Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int) -> None:
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+        with ModelsServer(status, "Incorrect API key provided") as server:
+            result = solve(server.base_url, "m", write_batch(pool, tmp_path / "in.jsonl"), tmp_path / "out.jsonl",
+                           tmp_path / "j.sqlite")
+        assert result.exit_code == 2, result.output
+        assert f"HTTP {status}: Incorrect API key provided" in result.output
+        assert SECRET not in result.output
+        assert server.posts == 0
+
+    def test_the_circuit_breaker_stops_dispatching_keeps_everything_and_says_how_to_resume(
+            self, pool: Pool, tmp_path: Path) -> None:
+        out, journal = tmp_path / "out.jsonl", tmp_path / "j.sqlite"
+        with ModelsServer(drop_posts=True) as server:
+            result = solve(server.base_url, "m", write_batch(pool, tmp_path / "in.jsonl"), out, journal,
+                           "--max-retries", "0", "--budget", "3")
+        assert result.exit_code == 3, result.output
+        assert "stopped after 3 requests in a row failed (connection)" in result.output
+        assert "run: dynscaling solve" in result.output or "the same command" in result.output
+        # 60 samples were budgeted; the breaker let through only what was in flight when it tripped
+        assert server.posts <= 3 + 4
+        rows = read_out(out)
+        assert len(rows) == 20 and all("error" in r for r in rows)
+        assert journal_counts(journal)["samples"] == 0
+
+
+class TestFailuresAreNeverFinal:
+    def test_endpoint_failing_then_up_the_same_command_answers_everything(self, pool: Pool, tmp_path: Path) -> None:
+        batch, out, journal = write_batch(pool, tmp_path / "in.jsonl"), tmp_path / "out.jsonl", tmp_path / "j.sqlite"
+        port = free_port()
+        url, model = f"http://127.0.0.1:{port}/v1", pool.name  # the replay server's one model is the pool's name
+        with ModelsServer(models=(model,), post_status=503, post_message="overloaded, try later", port=port):
+            first = solve(url, model, batch, out, journal, "--max-retries", "0", "--budget", "2")
+        assert first.exit_code == 3, first.output
+        rows = read_out(out)
+        assert all(r["answer"] is None and "HTTP 503: overloaded, try later" in r["error"] for r in rows)
+        assert "HTTP 503: overloaded, try later" in first.output  # the upstream's words reach the summary
+        counts = journal_counts(journal)
+        assert counts["samples"] == 0 and counts.get("failure", 0) > 0 and "result" not in counts
+
+        with ReplayServer(pool, port=port) as server:
+            second = solve(url, model, batch, out, journal, "--max-retries", "0", "--budget", "2")
+            served = server.stats.snapshot()["samples"]
+            third = solve(url, model, batch, out, journal, "--max-retries", "0", "--budget", "2")
+            served_again = server.stats.snapshot()["samples"]
+        assert second.exit_code == 0, second.output
+        assert "20 questions failed before and were retried" in second.output
+        rows = read_out(out)
+        assert all(r["samples"] == 2 and "error" not in r for r in rows)
+        assert served == 40
+        assert third.exit_code == 0 and served_again == served  # finished: the re-run serves nothing
+        assert "40 reused from the journal, 0 new" in third.output
+
+    def test_a_failed_question_is_retried_while_answered_ones_are_reused(self, pool: Pool, tmp_path: Path) -> None:
+        questions = pool.questions[:6]
+        poisoned = questions[2]
+
+        class PoisonedQuestion:
+            """Fails every request of one question, passes the rest to a real backend."""
+
+            def __init__(self, inner: OpenAIBackend, broken: bool) -> None:
+                self.inner, self.broken = inner, broken
+
+            async def agenerate(self, messages: list, n: int = 1, *, seed: int | None = None) -> list:
+                if self.broken and poisoned.text in messages[0]["content"]:
+                    raise BackendError("m: HTTP 500: cannot serve this one", retryable=True, kind="server_error")
+                return await self.inner.agenerate(messages, n, seed=seed)
+
+        async def run(broken: bool) -> tuple[RunStats, Any]:
+            backend = OpenAIBackend(server.model, base_url=server.base_url)
+            stats = RunStats()
+            try:
+                result = await asolve(questions, PoisonedQuestion(backend, broken),
+                                      SolveConfig("sc", Budget(samples=12), concurrency=2),
+                                      journal_path=tmp_path / "j.sqlite", stats=stats)
+            finally:
+                await backend.aclose()
+            return stats, result
+
+        with ReplayServer(pool) as server:
+            stats, first = asyncio.run(run(broken=True))
+            served_first = server.stats.snapshot()["samples"]
+            again, second = asyncio.run(run(broken=False))
+            served_second = server.stats.snapshot()["samples"]
+        by_id = {r.question_id: r for r in first.results}
+        assert by_id[poisoned.id].samples == 0 and "cannot serve this one" in stats.question_errors[poisoned.id]
+        assert served_first == 12  # the failed question's share went to the others
+        # The re-run decides again from the first failure on: the failed question gets its share, the others
+        # are served theirs from the journal (the two extra samples stay journaled), and only two are paid for.
+        assert again.retried == 1 and again.reused == 10 and again.new == 2
+        assert served_second - served_first == 2
+        assert all(r.samples == 2 for r in second.results)
+
+
+class TestBackoff:
+    def test_a_300_s_retry_after_fails_one_request_and_blocks_no_other(self) -> None:
+        replies = [Reply(429, error_body("slow down", code="rate_limit_exceeded"), {"Retry-After": "300"}),
+                   Reply(200, completion(["The answer is 1."]))]
+
+        async def main(server: ScriptedServer) -> tuple[BackendError, list, float]:
+            backend = OpenAIBackend("m", base_url=server.base_url, max_retries=3, max_retry_after=5.0)
+            try:
+                first = asyncio.ensure_future(backend.agenerate([{"role": "user", "content": "a"}]))
+                error = await asyncio.gather(first, return_exceptions=True)
+                # a 300 s wait would hang here: the guard turns that into a failure instead of a stuck suite
+                other = await asyncio.wait_for(backend.agenerate([{"role": "user", "content": "b"}]), 60)
+                return error[0], other, backend.backoff_remaining()
+            finally:
+                await backend.aclose()
+
+        with ScriptedServer(replies) as server:
+            error, other, backoff = asyncio.run(main(server))
+        assert isinstance(error, BackendError) and error.kind == "rate_limit"
+        assert "300 s, more than max_retry_after=5" in str(error)
+        assert other[0].text == "The answer is 1."
+        assert backoff == 0.0  # nothing shared was set: a wait beyond the limit is that request's alone
+        assert len(server.requests) == 2  # the refused request was not retried
+
+    def test_a_shared_backoff_never_exceeds_the_limit(self) -> None:
+        async def main(server: ScriptedServer) -> float:
+            backend = OpenAIBackend("m", base_url=server.base_url, max_retries=0, max_retry_after=4.0)
+            try:
+                with pytest.raises(BackendError, match="HTTP 429"):
+                    await backend.agenerate([{"role": "user", "content": "a"}])
+                return backend.backoff_remaining()
+            finally:
+                await backend.aclose()
+
+        replies = [Reply(429, error_body("slow down", code="rate_limit_exceeded"), {"Retry-After": "3.5"})]
+        with ScriptedServer(replies) as server:
+            assert 0 < asyncio.run(main(server)) <= 4.0
+
+    def test_solve_finishes_when_one_request_gets_retry_after_300(self, pool: Pool, tmp_path: Path) -> None:
+        batch = tmp_path / "in.jsonl"
+        batch.write_text(json.dumps({"id": "a", "question": "What is 1 + 1?", "answer_type": "number"}) + "\n")
+        replies = [Reply(429, error_body("slow down", code="rate_limit_exceeded"), {"Retry-After": "300"}),
+                   Reply(200, completion(["So 2. The answer is 2."]))]
+        with ScriptedServer(replies) as server:
+            done = subprocess.run(  # a run that waited 300 s would be killed by the guard: a failure, not a hang
+                [sys.executable, "-m", "dynscaling.cli", "solve", str(batch), "--out", str(tmp_path / "o.jsonl"),
+                 "--base-url", server.base_url, "--model", "m", "--journal", str(tmp_path / "j.sqlite"),
+                 "--strategy", "sc", "--budget", "1", "--max-retry-after", "10"],
+                env={**os.environ}, capture_output=True, text=True, timeout=100)
+        assert done.returncode == 0, done.stderr
+        assert read_out(tmp_path / "o.jsonl")[0]["answer"] == "2"
+        assert "rate_limit: 1" in done.stderr
+
+
+class TestBudgetsHold:
+    @pytest.mark.parametrize(("body", "option"), [
+        ('{"n": 5}', "--budget"), ('{"max_tokens": 4000}', "--max-tokens"),
+        ('{"max_completion_tokens": 4000}', "--max-tokens"), ('{"best_of": 4}', "--budget"),
+        ('{"seed": 1}', "--seed")])
+    def test_extra_body_may_not_set_what_the_budget_or_an_option_controls(
+            self, pool: Pool, tmp_path: Path, body: str, option: str) -> None:
+        with ScriptedServer([Reply(200, completion(["x"]))]) as server:
+            result = solve(server.base_url, "m", write_batch(pool, tmp_path / "in.jsonl"), tmp_path / "out.jsonl",
+                           tmp_path / "j.sqlite", "--extra-body", body)
+        assert result.exit_code == 2, result.output
+        field = next(iter(json.loads(body)))
+        assert f"--extra-body may not set {field!r}" in result.output and option in result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert server.requests == []
+
+    def test_extra_body_with_other_fields_is_sent(self, pool: Pool, tmp_path: Path) -> None:
+        batch = tmp_path / "in.jsonl"
+        batch.write_text(json.dumps({"id": "a", "question": "What is 1 + 1?", "answer_type": "number"}) + "\n")
+        with ScriptedServer([Reply(200, completion(["The answer is 2."]))]) as server:
+            result = solve(server.base_url, "m", batch, tmp_path / "out.jsonl", tmp_path / "j.sqlite",
+                           "--extra-body", '{"top_k": 20}', "--budget", "1")
+        assert result.exit_code == 0, result.output
+        assert server.requests[0]["body"]["top_k"] == 20 and server.requests[0]["body"]["n"] == 1
+
+    def test_max_tokens_can_travel_as_max_completion_tokens(self, tmp_path: Path) -> None:
+        batch = tmp_path / "in.jsonl"
+        batch.write_text(json.dumps({"id": "a", "question": "What is 1 + 1?", "answer_type": "number"}) + "\n")
+        with ScriptedServer([Reply(200, completion(["The answer is 2."]))]) as server:
+            result = solve(server.base_url, "m", batch, tmp_path / "out.jsonl", tmp_path / "j.sqlite",
+                           "--max-tokens", "64", "--max-tokens-field", "max_completion_tokens", "--budget", "1")
+        assert result.exit_code == 0, result.output
+        sent = server.requests[0]["body"]
+        assert sent["max_completion_tokens"] == 64 and "max_tokens" not in sent
+
+    def test_choices_received_before_the_refills_failed_are_kept_and_paid_once(self) -> None:
+        two = completion(["The answer is 1.", "The answer is 2."], prompt=10, completion_tokens=20)
+        replies = [Reply(200, two), Reply(500, error_body("down", type_="server_error"))]
+
+        async def main(server: ScriptedServer) -> BackendError:
+            backend = OpenAIBackend("m", base_url=server.base_url, max_retries=1, backoff_base=0.0,
+                                    backoff_max=0.0)
+            try:
+                with pytest.raises(BackendError) as caught:
+                    await backend.agenerate([{"role": "user", "content": "q"}], 4, seed=10)
+                return caught.value
+            finally:
+                await backend.aclose()
+
+        with ScriptedServer(replies) as server:
+            error = asyncio.run(main(server))
+        assert error.kind == "fewer_choices"
+        assert [s.text for s in error.samples] == ["The answer is 1.", "The answer is 2."]  # type: ignore[attr-defined]
+        assert sum(s.usage.prompt_tokens + s.usage.completion_tokens for s in error.samples) == 30  # type: ignore[attr-defined]
+        # the refills asked for samples 3 and 4 of the request (seeds 12, 13), each retried once
+        assert sorted(r["body"]["seed"] for r in server.requests[1:]) == [12, 12, 13, 13]
+
+
+class TestOneWriterPerJournal:
+    def test_a_second_run_on_a_held_journal_refuses_in_one_line(self, pool: Pool, tmp_path: Path) -> None:
+        journal = tmp_path / "j.sqlite"
+        with Journal(journal), ReplayServer(pool) as server:
+            result = solve(server.base_url, server.model, write_batch(pool, tmp_path / "in.jsonl"),
+                           tmp_path / "out.jsonl", journal)
+            served = server.stats.snapshot()["samples"]
+        assert result.exit_code == 2, result.output
+        assert result.output.count("\n") == 1 and "another run is using this journal" in result.output
+        assert str(journal) in result.output
+        assert served == 0
+
+    def test_two_journals_in_one_process_cannot_both_write(self, tmp_path: Path) -> None:
+        with Journal(tmp_path / "j.sqlite"):
+            with pytest.raises(JournalError, match="another run is using this journal"):
+                Journal(tmp_path / "j.sqlite")
+        with Journal(tmp_path / "j.sqlite") as journal:  # released on close
+            assert journal.migrations()
+
+    def test_concurrent_runs_one_refuses_or_waits_and_the_finished_command_serves_nothing(
+            self, pool: Pool, tmp_path: Path) -> None:
+        batch, journal = write_batch(pool, tmp_path / "in.jsonl"), tmp_path / "j.sqlite"
+        batch = write_batch(pool, tmp_path / "in.jsonl", 12)
+        # one sample at a time, 0.3 s each: the first run holds the journal for about 10 s, far longer than the
+        # second needs to start and reach it
+        with ReplayServer(pool, latency=0.3, slots=1) as server:
+            args = [sys.executable, "-m", "dynscaling.cli", "solve", str(batch), "--base-url", server.base_url,
+                    "--model", server.model, "--journal", str(journal), "--strategy", "sc", "--budget", "3",
+                    "--concurrency", "1"]
+            first = subprocess.Popen([*args, "--out", str(tmp_path / "a.jsonl")], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+            while server.stats.snapshot()["samples"] == 0:  # the first run holds the journal once it samples
+                assert first.poll() is None
+                threading.Event().wait(0.01)
+            refused = subprocess.run([*args, "--out", str(tmp_path / "b.jsonl")], capture_output=True, text=True,
+                                     timeout=100)
+            waiter = subprocess.Popen([*args, "--out", str(tmp_path / "c.jsonl"), "--journal-wait", "100"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            _, first_err = first.communicate(timeout=100)
+            served_by_first = server.stats.snapshot()["samples"]
+            _, waiter_err = waiter.communicate(timeout=100)
+            served = server.stats.snapshot()["samples"]
+        assert first.returncode == 0, first_err
+        assert refused.returncode == 2 and "another run is using this journal" in refused.stderr
+        assert not (tmp_path / "b.jsonl").exists()
+        assert waiter.returncode == 0, waiter_err
+        assert served_by_first == served == 36  # the waiting run found everything paid for: it served 0
+        assert read_out(tmp_path / "c.jsonl") == read_out(tmp_path / "a.jsonl")
+
+
+class TestBadFiles:
+    def test_a_garbage_journal_is_one_line_and_nothing_is_sampled(self, pool: Pool, tmp_path: Path) -> None:
+        journal = tmp_path / "j.sqlite"
+        journal.write_bytes(b"this is not a database\n" * 200)
+        with ReplayServer(pool) as server:
+            result = solve(server.base_url, server.model, write_batch(pool, tmp_path / "in.jsonl"),
+                           tmp_path / "out.jsonl", journal)
+            served = server.stats.snapshot()["samples"]
+        assert result.exit_code == 2, result.output
+        assert "not a dynscaling journal" in result.output and result.output.count("\n") == 1
+        assert served == 0
+        assert journal.read_bytes().startswith(b"this is not a database")  # left as it was
+
+    def test_a_journal_on_a_read_only_filesystem_is_one_line(self, pool: Pool, tmp_path: Path) -> None:
+        with ReplayServer(pool) as server:  # /proc takes no new files, whoever asks (root included)
+            result = solve(server.base_url, server.model, write_batch(pool, tmp_path / "in.jsonl"),
+                           tmp_path / "out.jsonl", Path("/proc/dynscaling-journal.sqlite"))
+            served = server.stats.snapshot()["samples"]
+        assert result.exit_code == 2, result.output
+        assert "cannot write the journal" in result.output and result.output.count("\n") == 1
+        assert served == 0
+
+    def test_an_output_folder_that_cannot_be_written_is_refused_before_paying(
+            self, pool: Pool, tmp_path: Path) -> None:
+        with ReplayServer(pool) as server:
+            result = solve(server.base_url, server.model, write_batch(pool, tmp_path / "in.jsonl"),
+                           Path("/proc/dynscaling-out/answers.jsonl"), tmp_path / "j.sqlite")
+            served = server.stats.snapshot()["requests"]
+        assert result.exit_code == 2, result.output
+        assert "--out /proc/dynscaling-out/answers.jsonl: cannot write there" in result.output
+        assert served == 0
+
+    def test_a_full_journal_stops_the_run_and_keeps_every_paid_sample_in_memory(
+            self, pool: Pool, tmp_path: Path) -> None:
+        from dynscaling import Engine
+        from dynscaling.drivers import arun
+
+        questions = pool.questions[:20]
+
+        async def run(journal: Journal) -> tuple[RunStats, BaseException | None]:
+            backend = OpenAIBackend(server.model, base_url=server.base_url)
+            stats = RunStats()
+            log = journal.open_run(sample_key={"m": 1}, run_key={"s": "sc"})
+            pages = journal.db.execute("PRAGMA page_count").fetchone()[0]
+            journal.db.execute(f"PRAGMA max_page_count={pages + 1}")  # SQLite's own "database or disk is full"
+            try:
+                await arun(Engine(questions, "sc", Budget(samples=60)), backend, concurrency=4, log=log, stats=stats)
+            except JournalError as error:
+                return stats, error
+            finally:
+                await backend.aclose()
+            return stats, None
+
+        with ReplayServer(pool) as server, Journal(tmp_path / "j.sqlite") as journal:
+            stats, error = asyncio.run(run(journal))
+            served = server.stats.snapshot()["samples"]
+            journaled = journal.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+        assert isinstance(error, JournalError) and "full" in str(error)
+        assert stats.result is not None
+        assert stats.result.samples == stats.new == served  # every sample served is counted, none dropped
+        assert served < 60 and journaled < served  # it stopped, and kept in memory what the journal could not
+
+
+class TestKeysAndNumbers:
+    def test_a_local_server_needs_no_key(self, tmp_path: Path) -> None:
+        batch = tmp_path / "in.jsonl"
+        batch.write_text(json.dumps({"id": "a", "question": "What is 1 + 1?", "answer_type": "number"}) + "\n")
+        with ScriptedServer([Reply(200, completion(["The answer is 2."]))]) as server:
+            result = solve(server.base_url, "m", batch, tmp_path / "out.jsonl", tmp_path / "j.sqlite", "--budget", "1")
+        assert result.exit_code == 0, result.output
+        assert server.requests[0]["headers"]["authorization"] == "Bearer EMPTY"
+
+    def test_a_remote_host_still_needs_a_key_unless_told_otherwise(self, tmp_path: Path) -> None:
+        batch = tmp_path / "in.jsonl"
+        batch.write_text(json.dumps({"id": "a", "question": "q"}) + "\n")
+        result = solve("https://api.openai.com/v1", "gpt-4o-mini", batch, tmp_path / "o.jsonl", tmp_path / "j.sqlite")
+        assert result.exit_code == 2
+        assert "no API key for https://api.openai.com/v1" in result.output and "OPENAI_API_KEY" in result.output
+        with pytest.raises(ConfigError):
+            OpenAIBackend("m", base_url="https://gateway.example.com/v1")
+        assert OpenAIBackend("m", base_url="https://gateway.example.com/v1", allow_no_key=True)
+        assert OpenAIBackend("m", base_url="http://10.1.2.3:8000/v1")  # a private network counts as local
+
+    @pytest.mark.parametrize(("option", "value"), [
+        ("--budget", "nan"), ("--budget", "inf"), ("--budget", "-1"), ("--budget", "x"), ("--budget-usd", "nan"),
+        ("--temperature", "nan"), ("--timeout", "inf"), ("--top-p", "0")])
+    def test_bad_numbers_are_exit_2_without_a_traceback(self, tmp_path: Path, option: str, value: str) -> None:
+        batch = tmp_path / "in.jsonl"
+        batch.write_text(json.dumps({"id": "a", "question": "q"}) + "\n")
+        result = solve("http://127.0.0.1:9/v1", "m", batch, tmp_path / "o.jsonl", tmp_path / "j.sqlite", option,
+                       value)
+        assert result.exit_code == 2, result.output
+        assert f"Invalid value for '{option}'" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+class TestErrorsReachTheUser:
+    def test_the_upstream_status_and_message_are_in_the_summary_and_the_lines_with_the_key_masked(
+            self, pool: Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+        replies = [Reply(404, error_body("The model 'x' does not exist", code="model_not_found"))]
+        with ScriptedServer(replies, echo_auth=True) as server:
+            result = solve(server.base_url, "x", write_batch(pool, tmp_path / "in.jsonl", 3), tmp_path / "o.jsonl",
+                           tmp_path / "j.sqlite", "--budget", "1")
+        assert result.exit_code == 3, result.output
+        assert "HTTP 404: The model 'x' does not exist" in result.output
+        assert "Bearer ***" in result.output  # the echoed key, masked
+        text = (tmp_path / "o.jsonl").read_text()
+        assert "HTTP 404: The model 'x' does not exist" in text
+        for written in (result.output, text, *(p.read_bytes().decode("latin-1") for p in tmp_path.glob("j.sqlite*"))):
+            assert SECRET not in written
+
+
+class TestFresh:
+    def test_fresh_after_budgets_2_and_4_pays_for_all_4_x_q_again(self, pool: Pool, tmp_path: Path) -> None:
+        batch, out, journal = write_batch(pool, tmp_path / "in.jsonl"), tmp_path / "out.jsonl", tmp_path / "j.sqlite"
+        served = []
+        with ReplayServer(pool) as server:
+            for budget, fresh in (("2", ()), ("4", ()), ("4", ("--fresh",))):
+                result = solve(server.base_url, server.model, batch, out, journal, "--budget", budget, *fresh)
+                assert result.exit_code == 0, result.output
+                served.append(server.stats.snapshot()["samples"])
+        # a larger budget reuses every sample through solve's own path (the budget is in the run key) ...
+        assert served[:2] == [40, 80]
+        # ... and --fresh starts over for the question set, whatever budgets ran before
+        assert served[2] - served[1] == 80
+        assert all(r["samples"] == 4 for r in read_out(out))
