@@ -32,6 +32,13 @@ def seeded_answer(question: str, seed: int) -> int:
     return 42 if draw % 5 < 3 else 40 + draw % 7
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client SIGKILLed mid-request resets its connection: expected here, not worth a traceback
+
+
 class SeededUpstream:
     """Serve on 127.0.0.1 (``port=0``: any free port) until ``stop()``; a context manager too.
 
@@ -85,8 +92,7 @@ class SeededUpstream:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         daemon=True)
 
@@ -108,7 +114,7 @@ class SeededUpstream:
                 return 429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"Retry-After": "0.01"}
             if self._rng.random() < server_error:
                 self.faults["server_error"] += 1
-                return 500, {"error": {"message": "upstream broke", "type": "server_error"}}, {}
+                return 500, {"error": {"message": "upstream broke", "type": "server_error"}}, {"Retry-After": "0.01"}
             count = n
             if n > 1 and self._rng.random() < fewer:
                 self.faults["fewer_choices"] += 1

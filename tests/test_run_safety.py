@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from fakes import Reply, ScriptedServer, completion, error_body
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dynscaling import Budget
 from dynscaling.backends.openai import OpenAIBackend
@@ -32,6 +33,7 @@ from dynscaling.journal import Journal
 from dynscaling.pools import Pool, bundled_pools, load_pool
 from dynscaling.replay_server import FaultPlan, ReplayServer
 from dynscaling.solve import SolveConfig, asolve
+from fakes import Reply, ScriptedServer, completion, error_body
 
 SECRET = "sk-test-SECRET-7f3a9b"
 DATE_POOL = next(p for p in bundled_pools() if p.name.startswith("chatgpt_date"))  # 10 samples per question
@@ -82,8 +84,9 @@ class ModelsServer:
     Authorization header, as a careless gateway would). POST either drops the connection without a response
     (``drop_posts``) or answers ``post_status`` with ``post_message``. Counts the POSTs it received."""
 
-    def __init__(self, status: int = 200, body: Any = None, *, drop_posts: bool = False, models: tuple[str, ...] = ("m",),
-                 post_status: int = 500, post_message: str = "broken", port: int = 0) -> None:
+    def __init__(self, status: int = 200, body: Any = None, *, drop_posts: bool = False,
+                 models: tuple[str, ...] = ("m",), post_status: int = 500, post_message: str = "broken",
+                 port: int = 0) -> None:
         self.posts = 0
         outer = self
 
@@ -372,6 +375,35 @@ class TestBudgetsHold:
         assert sum(s.usage.prompt_tokens + s.usage.completion_tokens for s in error.samples) == 30  # type: ignore[attr-defined]
         # the refills asked for samples 3 and 4 of the request (seeds 12, 13), each retried once
         assert sorted(r["body"]["seed"] for r in server.requests[1:]) == [12, 12, 13, 13]
+
+
+class TestFewerChoicesWithFailingRefills:
+    @settings(max_examples=10, deadline=None)
+    @given(seed=st.integers(min_value=0, max_value=2**20))
+    def test_the_server_never_serves_more_than_the_cap_and_every_choice_served_is_counted(
+            self, pool: Pool, seed: int) -> None:
+        # Windows of 4 ask for 4 choices at once; half of those get fewer, and a third of all requests (the
+        # refills among them) fail with a 500: before, the choices that did arrive were dropped and asked again.
+        faults = FaultPlan(fewer_choices=0.5, server_error=0.3)
+        questions = pool.questions[:10]
+        cap = 28
+
+        async def run() -> Any:
+            backend = OpenAIBackend(server.model, base_url=server.base_url, max_retries=1, backoff_base=0.0,
+                                    backoff_max=0.0)
+            try:
+                return await asolve(questions, backend, SolveConfig("esc:w=4", Budget(samples=cap), seed=seed,
+                                                                   concurrency=8))
+            finally:
+                await backend.aclose()
+
+        with ReplayServer(pool, seed=seed, faults=faults) as server:
+            result = asyncio.run(run())
+            stats = server.stats.snapshot()
+        assert stats["faults"].get("fewer_choices", 0) > 0 or stats["faults"].get("server_error", 0) > 0
+        assert stats["samples"] <= cap
+        assert result.samples == stats["samples"]  # nothing served was dropped, nothing was counted twice
+        assert result.usage.completion_tokens == stats["completion_tokens"]  # the bill is what the server reported
 
 
 class TestOneWriterPerJournal:
