@@ -18,7 +18,7 @@ from typing import Any
 
 from seeded_upstream import MODEL, SeededUpstream
 
-QUESTIONS = 20
+QUESTIONS = 16
 BUDGET = 8
 CONCURRENCY = 8
 # Windows of 4 samples per question (requests for several choices, so fewer-choices faults bite), at most 8: the
