@@ -14,15 +14,12 @@ from pathlib import Path
 import pytest
 
 from dynscaling import load_pool
-from dynscaling.pools import bundled_pools
 from dynscaling.replay_server import ReplayServer
-from test_run_safety import ModelsServer, free_port
+from run_safety_helpers import DATE_POOL, ModelsServer, free_port
 
 uvicorn = pytest.importorskip("uvicorn")
 
 from dynscaling.server import ServeConfig, create_app  # noqa: E402
-
-DATE_POOL = next(p for p in bundled_pools() if p.name.startswith("chatgpt_date"))
 
 
 def post(url: str, text: str) -> tuple[int, str]:

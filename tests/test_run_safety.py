@@ -2,7 +2,7 @@
 probe before paying, bounded backoff, budgets that hold whatever the user passes, one writer per journal,
 no key needed for local servers, upstream errors shown and keys never; and ``--fresh`` (issue 13).
 
-Every HTTP path is real: the replay server, ``fakes.ScriptedServer`` or a small server defined here on
+Every HTTP path is real: the replay server, ``fakes.ScriptedServer`` or ``run_safety_helpers.ModelsServer`` on
 127.0.0.1, driven through the official ``openai`` SDK inside ``OpenAIBackend``.
 """
 
@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,15 +25,21 @@ from dynscaling import Budget
 from dynscaling.backends.openai import OpenAIBackend
 from dynscaling.cli import cli
 from dynscaling.drivers import RunStats
-from dynscaling.errors import BackendError, ConfigError, JournalError
-from dynscaling.journal import Journal
-from dynscaling.pools import Pool, bundled_pools, load_pool
+from dynscaling.errors import BackendError, ConfigError
+from dynscaling.pools import Pool, load_pool
 from dynscaling.replay_server import FaultPlan, ReplayServer
 from dynscaling.solve import SolveConfig, asolve
 from fakes import Reply, ScriptedServer, completion, error_body
-
-SECRET = "sk-test-SECRET-7f3a9b"
-DATE_POOL = next(p for p in bundled_pools() if p.name.startswith("chatgpt_date"))  # 10 samples per question
+from run_safety_helpers import (
+    DATE_POOL,
+    SECRET,
+    ModelsServer,
+    free_port,
+    journal_counts,
+    read_out,
+    solve,
+    write_batch,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,94 +53,6 @@ def _no_ambient_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setenv("DYNSCALING_HOME", str(tmp_path / "home"))
-
-
-def write_batch(pool: Pool, path: Path, count: int | None = None) -> Path:
-    entries = pool.entries[:count] if count is not None else pool.entries
-    path.write_text("".join(json.dumps({"id": e.question.id, "question": e.question.text, "answer_type": "date"})
-                            + "\n" for e in entries))
-    return path
-
-
-def solve(base_url: str, model: str, batch: Path, out: Path, journal: Path, *extra: str) -> Result:
-    return CliRunner().invoke(cli, ["solve", str(batch), "--out", str(out), "--base-url", base_url, "--model", model,
-                                    "--journal", str(journal), "--concurrency", "4", "--strategy", "sc", *extra])
-
-
-def read_out(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def journal_counts(path: Path) -> dict[str, int]:
-    db = sqlite3.connect(path)
-    try:
-        counts = {"samples": db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]}
-        for kind, count in db.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind"):
-            counts[kind] = count
-        return counts
-    finally:
-        db.close()
-
-
-class ModelsServer:
-    """GET /v1/models answers ``status``: the list of ``models``, or an error with message ``body`` (echoing the
-    Authorization header, as a careless gateway would). POST either drops the connection without a response
-    (``drop_posts``) or answers ``post_status`` with ``post_message``. Counts the POSTs it received."""
-
-    def __init__(self, status: int = 200, body: Any = None, *, drop_posts: bool = False,
-                 models: tuple[str, ...] = ("m",), post_status: int = 500, post_message: str = "broken",
-                 port: int = 0) -> None:
-        self.posts = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                payload: Any = {"object": "list", "data": [{"id": m, "object": "model"} for m in models]}
-                if status >= 400:
-                    payload = {"error": {"message": f"{body} (you sent {self.headers.get('Authorization')})",
-                                         "type": "invalid_request_error", "code": None}}
-                self._send(status, payload)
-
-            def do_POST(self) -> None:  # noqa: N802
-                outer.posts += 1
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if drop_posts:
-                    self.close_connection = True  # no response at all: the client sees the connection drop
-                    return
-                self._send(post_status, {"error": {"message": post_message, "type": "server_error"}})
-
-            def _send(self, code: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> ModelsServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-
-def free_port() -> int:
-    with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as probe:
-        return int(probe.server_address[1])
 
 
 class TestFailFast:
@@ -406,119 +321,6 @@ class TestFewerChoicesWithFailingRefills:
         assert result.usage.completion_tokens == stats["completion_tokens"]  # the bill is what the server reported
 
 
-class TestOneWriterPerJournal:
-    def test_a_second_run_on_a_held_journal_refuses_in_one_line(self, pool: Pool, tmp_path: Path) -> None:
-        journal = tmp_path / "j.sqlite"
-        with Journal(journal), ReplayServer(pool) as server:
-            result = solve(server.base_url, server.model, write_batch(pool, tmp_path / "in.jsonl"),
-                           tmp_path / "out.jsonl", journal)
-            served = server.stats.snapshot()["samples"]
-        assert result.exit_code == 2, result.output
-        assert result.output.count("\n") == 1 and "another run is using this journal" in result.output
-        assert str(journal) in result.output
-        assert served == 0
-
-    def test_two_journals_in_one_process_cannot_both_write(self, tmp_path: Path) -> None:
-        with Journal(tmp_path / "j.sqlite"):
-            with pytest.raises(JournalError, match="another run is using this journal"):
-                Journal(tmp_path / "j.sqlite")
-        with Journal(tmp_path / "j.sqlite") as journal:  # released on close
-            assert journal.migrations()
-
-    def test_concurrent_runs_one_refuses_or_waits_and_the_finished_command_serves_nothing(
-            self, pool: Pool, tmp_path: Path) -> None:
-        batch, journal = write_batch(pool, tmp_path / "in.jsonl"), tmp_path / "j.sqlite"
-        batch = write_batch(pool, tmp_path / "in.jsonl", 12)
-        # one sample at a time, 0.3 s each: the first run holds the journal for about 10 s, far longer than the
-        # second needs to start and reach it
-        with ReplayServer(pool, latency=0.3, slots=1) as server:
-            args = [sys.executable, "-m", "dynscaling.cli", "solve", str(batch), "--base-url", server.base_url,
-                    "--model", server.model, "--journal", str(journal), "--strategy", "sc", "--budget", "3",
-                    "--concurrency", "1"]
-            first = subprocess.Popen([*args, "--out", str(tmp_path / "a.jsonl")], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-            while server.stats.snapshot()["samples"] == 0:  # the first run holds the journal once it samples
-                assert first.poll() is None
-                threading.Event().wait(0.01)
-            refused = subprocess.run([*args, "--out", str(tmp_path / "b.jsonl")], capture_output=True, text=True,
-                                     timeout=100)
-            waiter = subprocess.Popen([*args, "--out", str(tmp_path / "c.jsonl"), "--journal-wait", "100"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            _, first_err = first.communicate(timeout=100)
-            served_by_first = server.stats.snapshot()["samples"]
-            _, waiter_err = waiter.communicate(timeout=100)
-            served = server.stats.snapshot()["samples"]
-        assert first.returncode == 0, first_err
-        assert refused.returncode == 2 and "another run is using this journal" in refused.stderr
-        assert not (tmp_path / "b.jsonl").exists()
-        assert waiter.returncode == 0, waiter_err
-        assert served_by_first == served == 36  # the waiting run found everything paid for: it served 0
-        assert read_out(tmp_path / "c.jsonl") == read_out(tmp_path / "a.jsonl")
-
-
-class TestBadFiles:
-    def test_a_garbage_journal_is_one_line_and_nothing_is_sampled(self, pool: Pool, tmp_path: Path) -> None:
-        journal = tmp_path / "j.sqlite"
-        journal.write_bytes(b"this is not a database\n" * 200)
-        with ReplayServer(pool) as server:
-            result = solve(server.base_url, server.model, write_batch(pool, tmp_path / "in.jsonl"),
-                           tmp_path / "out.jsonl", journal)
-            served = server.stats.snapshot()["samples"]
-        assert result.exit_code == 2, result.output
-        assert "not a dynscaling journal" in result.output and result.output.count("\n") == 1
-        assert served == 0
-        assert journal.read_bytes().startswith(b"this is not a database")  # left as it was
-
-    def test_a_journal_on_a_read_only_filesystem_is_one_line(self, pool: Pool, tmp_path: Path) -> None:
-        with ReplayServer(pool) as server:  # /proc takes no new files, whoever asks (root included)
-            result = solve(server.base_url, server.model, write_batch(pool, tmp_path / "in.jsonl"),
-                           tmp_path / "out.jsonl", Path("/proc/dynscaling-journal.sqlite"))
-            served = server.stats.snapshot()["samples"]
-        assert result.exit_code == 2, result.output
-        assert "cannot write the journal" in result.output and result.output.count("\n") == 1
-        assert served == 0
-
-    def test_an_output_folder_that_cannot_be_written_is_refused_before_paying(
-            self, pool: Pool, tmp_path: Path) -> None:
-        with ReplayServer(pool) as server:
-            result = solve(server.base_url, server.model, write_batch(pool, tmp_path / "in.jsonl"),
-                           Path("/proc/dynscaling-out/answers.jsonl"), tmp_path / "j.sqlite")
-            served = server.stats.snapshot()["requests"]
-        assert result.exit_code == 2, result.output
-        assert "--out /proc/dynscaling-out/answers.jsonl: cannot write there" in result.output
-        assert served == 0
-
-    def test_a_full_journal_stops_the_run_and_keeps_every_paid_sample_in_memory(
-            self, pool: Pool, tmp_path: Path) -> None:
-        from dynscaling import Engine
-        from dynscaling.drivers import arun
-
-        questions = pool.questions[:20]
-
-        async def run(journal: Journal) -> tuple[RunStats, BaseException | None]:
-            backend = OpenAIBackend(server.model, base_url=server.base_url)
-            stats = RunStats()
-            log = journal.open_run(sample_key={"m": 1}, run_key={"s": "sc"})
-            pages = journal.db.execute("PRAGMA page_count").fetchone()[0]
-            journal.db.execute(f"PRAGMA max_page_count={pages + 1}")  # SQLite's own "database or disk is full"
-            try:
-                await arun(Engine(questions, "sc", Budget(samples=60)), backend, concurrency=4, log=log, stats=stats)
-            except JournalError as error:
-                return stats, error
-            finally:
-                await backend.aclose()
-            return stats, None
-
-        with ReplayServer(pool) as server, Journal(tmp_path / "j.sqlite") as journal:
-            stats, error = asyncio.run(run(journal))
-            served = server.stats.snapshot()["samples"]
-            journaled = journal.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
-        assert isinstance(error, JournalError) and "full" in str(error)
-        assert stats.result is not None
-        assert stats.result.samples == stats.new == served  # every sample served is counted, none dropped
-        assert served < 60 and journaled < served  # it stopped, and kept in memory what the journal could not
-
-
 class TestKeysAndNumbers:
     def test_a_local_server_needs_no_key(self, tmp_path: Path) -> None:
         batch = tmp_path / "in.jsonl"
@@ -583,3 +385,16 @@ class TestFresh:
         # ... and --fresh starts over for the question set, whatever budgets ran before
         assert served[2] - served[1] == 80
         assert all(r["samples"] == 4 for r in read_out(out))
+
+
+def test_bench_against_a_local_server_needs_no_key(shared_data: Path, shared_pool: Any, tmp_path: Path) -> None:
+    full = shared_pool("gpt4_gsm8k_x12")
+    gsm8k = Pool(full.name, full.path, full.entries[:10])
+    with ReplayServer(gsm8k) as server:
+        result = CliRunner().invoke(cli, [
+            "bench", "--dataset", "gsm8k", "--data-dir", str(shared_data / "benchmarks"), "--limit", "10",
+            "--base-url", server.base_url, "--model", server.model, "--strategies", "sc", "--budgets", "1",
+            "--journal", str(tmp_path / "j.sqlite"), "--out", str(tmp_path / "run"), "--yes"])
+        served = server.stats.snapshot()["samples"]
+    assert result.exit_code == 0, result.output
+    assert served == 10

@@ -7,10 +7,14 @@ Two kinds of rows (stdlib ``sqlite3``, WAL mode, one transaction per arriving sa
   out the strategy and the budget, so a re-run with a larger budget, or another strategy that asks for the same
   independent samples, reuses them. The messages hash keeps chain samples (whose prompts depend on earlier
   answers) from standing in for one another.
-- ``events``: per *run key* (the sample key plus strategy and batch), the order in which the engine issued
-  requests and received results. The engine is deterministic given that order, so a resumed run replays the
-  events and makes exactly the same decisions as the interrupted one; only what was in flight at the interruption
-  is requested again.
+- ``events``: per *run key* (the sample key plus strategy, budget and batch), the order in which the engine
+  issued requests and received results or failures. The engine is deterministic given that order, so a resumed
+  run replays the events and makes exactly the same decisions as the interrupted one; only what was in flight at
+  the interruption is requested again. A failure is an event, never a result: a re-run retries a question that
+  only ever failed (``dynscaling.drivers``).
+
+One writer per file: a ``Journal`` holds SQLite's own exclusive lock while it is open (``locking_mode=EXCLUSIVE``),
+so a second run refuses or waits instead of interleaving its events; the lock dies with the process.
 
 The schema evolves through named, append-only migrations recorded in ``migrations``.
 """

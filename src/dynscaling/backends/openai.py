@@ -45,6 +45,7 @@ from openai.types.chat import ChatCompletion
 
 from ..errors import BackendError, ConfigError, PartialSamplesError, redact
 from ..types import Sample, Usage
+from .usage import split_usage
 
 __all__ = ["KINDS", "NO_KEY", "OpenAIBackend", "is_local_url", "split_usage"]
 
@@ -94,36 +95,6 @@ def is_local_url(base_url: str | None) -> bool:
     except ValueError:
         return False
     return address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified
-
-
-def _apportion(total: int, weights: Sequence[int]) -> list[int]:
-    """Split ``total`` into integer parts proportional to ``weights`` (largest remainder; ties to the first)."""
-    if sum(weights) <= 0:
-        weights = [1] * len(weights)
-    whole = sum(weights)
-    scaled = [total * w for w in weights]
-    parts = [s // whole for s in scaled]
-    left = total - sum(parts)
-    for i in sorted(range(len(weights)), key=lambda i: (-(scaled[i] % whole), i))[:left]:
-        parts[i] += 1
-    return parts
-
-
-def split_usage(total: Usage, weights: Sequence[int]) -> list[Usage]:
-    """Split one response's token counts over its choices so that the shares sum exactly to ``total``.
-
-    Prompt and cached tokens are split evenly; completion and reasoning tokens in proportion to ``weights``
-    (each choice's length; all zero means evenly). Costs are not split here: they follow from each share's tokens.
-    """
-    if not weights:
-        return []
-    even = [1] * len(weights)
-    prompt = _apportion(total.prompt_tokens, even)
-    cached = _apportion(total.cached_tokens, even)
-    completion = _apportion(total.completion_tokens, weights)
-    reasoning = _apportion(total.reasoning_tokens, weights)
-    return [Usage(prompt_tokens=p, completion_tokens=c, cached_tokens=k, reasoning_tokens=r)
-            for p, c, k, r in zip(prompt, completion, cached, reasoning, strict=True)]
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
