@@ -8,7 +8,7 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,10 @@ from .common import (
     parse_fields,
     parse_price,
 )
+
+if TYPE_CHECKING:  # the engine's modules load only when a command runs, not for --help
+    from ..drivers import RunStats
+    from ..types import RunResult
 
 #: Probe failures that no retry fixes: a wrong host name, key or model is configuration (exit 2).
 _CONFIG_PROBE_KINDS = ("dns", "auth", "unknown_model")
@@ -93,8 +97,9 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
     Exit status:
       0    every question answered (a sample that gives no answer still counts)
       2    bad input or configuration: a file, an option, the key, the model, the journal or --out
-      3    some questions have no answer because the backend failed (their lines carry "error");
-           the same command again retries them and pays for nothing twice
+      3    some questions have no answer because the backend failed (their lines carry "error"),
+           or the run stopped early on repeated connection failures; the same command again
+           retries and resumes, paying for nothing twice
       130  interrupted; the same command again resumes
     """
     import asyncio
@@ -191,9 +196,10 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
     wall = time.monotonic() - started
     click.echo(_summary(len(questions), result, stats, reasons, wall), err=True)  # one line, never wrapped
     click.echo(f"wrote {out_path}", err=True)
-    if reasons:
-        click.echo(f"{len(reasons)} questions have no answer because the backend failed; to retry them (nothing "
-                   f"paid for is asked again), run: {_same_command()}", err=True)
+    if reasons or stats.stopped:
+        what = (f"{len(reasons)} questions have no answer because the backend failed" if reasons
+                else "the run stopped before its budget was spent")
+        click.echo(f"{what}; to go on (nothing paid for is asked again), run: {_same_command()}", err=True)
         sys.exit(EXIT_UNANSWERED)
 
 
@@ -208,7 +214,7 @@ def _check_writable(out_path: Path) -> None:
         raise ConfigError(f"--out {out_path}: cannot write there ({error.strerror or error})") from None
 
 
-def _summary(count: int, result: Any, stats: Any, reasons: Mapping[str, str], wall: float) -> str:
+def _summary(count: int, result: RunResult, stats: RunStats, reasons: Mapping[str, str], wall: float) -> str:
     """One paragraph: what was spent, reused / new / retried / failed, and the upstream's own words."""
     summary = (f"{count} questions, {result.samples} samples ({stats.reused} reused from the journal, "
                f"{stats.new} new), {result.usage.total_tokens} tokens ({result.usage.prompt_tokens} prompt, "
