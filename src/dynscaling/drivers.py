@@ -276,10 +276,10 @@ class _LiveRun:
         if error is None or samples:
             self._failures_in_a_row = 0
         for position, (request, digest) in enumerate(members):
-            failure = error
-            if failure is None and position >= len(samples):
-                failure = BackendError(f"the backend returned {len(samples)} choices of {len(members)} asked",
-                                       retryable=True, kind="fewer_choices")
+            failure: BaseException | None = None
+            if position >= len(samples):  # the choices that did arrive are counted whatever became of the rest
+                failure = error or BackendError(f"the backend returned {len(samples)} choices of {len(members)} "
+                                                "asked", retryable=True, kind="fewer_choices")
             if failure is not None:
                 if not isinstance(failure, BackendError):
                     failure = BackendError(f"{type(failure).__name__}: {failure}", kind="error")
