@@ -252,7 +252,7 @@ class TestBudgetsHold:
                            tmp_path / "j.sqlite", "--extra-body", body)
         assert result.exit_code == 2, result.output
         field = next(iter(json.loads(body)))
-        assert f"--extra-body may not set {field!r}" in result.output and option in result.output
+        assert f"--extra-body (extra_body) may not set {field!r}" in result.output and option in result.output
         assert len(result.output.strip().splitlines()) == 1
         assert server.requests == []
 

@@ -174,7 +174,7 @@ class OpenAIBackend:
             raise ConfigError(f"max_tokens_field must be max_tokens or max_completion_tokens, got {max_tokens_field!r}")
         for name in extra_body or {}:
             if name in _RESERVED_FIELDS:
-                raise ConfigError(f"--extra-body may not set {name!r}: {_RESERVED_FIELDS[name]}")
+                raise ConfigError(f"--extra-body (extra_body) may not set {name!r}: {_RESERVED_FIELDS[name]}")
         if temperature is not None and temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {temperature}")
         if top_p is not None and not 0 < top_p <= 1:
