@@ -404,3 +404,14 @@ def test_bench_against_a_local_server_needs_no_key(shared_data: Path, shared_poo
         served = server.stats.snapshot()["samples"]
     assert result.exit_code == 0, result.output
     assert served == 10
+
+
+class TestRedact:
+    def test_the_key_we_sent_and_anything_shaped_like_a_key_are_masked(self) -> None:
+        from dynscaling.errors import redact
+
+        echoed = f"HTTP 401: bad key {SECRET} (you sent Bearer abc123xyz); see https://x/v1?key=AIzaSyQ&x=1"
+        assert redact(echoed, [SECRET]) == "HTTP 401: bad key *** (you sent Bearer ***); see https://x/v1?key=***&x=1"
+        assert redact("a key we never saw: sk-proj-0123456789abcdef") == "a key we never saw: ***"
+        plain = "model 'x' not found; the key-value cache is full; sk-learn"
+        assert redact(plain, ["x", ""]) == plain  # short secrets and ordinary words are left alone

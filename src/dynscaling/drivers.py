@@ -23,6 +23,7 @@ result so far in ``RunStats.result``: a caller can still write out what was paid
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections import deque
@@ -345,7 +346,8 @@ class _LiveRun:
                     self._land(self._finished.popleft())
         except BaseException:
             await self._cancel_all()
-            self.stats.result = self.engine.result()
+            with contextlib.suppress(Exception):  # never mask what stopped the run
+                self.stats.result = self.engine.result()
             raise
         self.stats.result = self.engine.result()
         if self.journal_error is not None:
