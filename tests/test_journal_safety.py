@@ -145,3 +145,18 @@ class TestBadFiles:
         assert stats.result is not None
         assert stats.result.samples == stats.new == served  # every sample served is counted, none dropped
         assert served < 60 and journaled < served  # it stopped, and kept in memory what the journal could not
+
+    def test_a_disk_without_room_for_the_journal_is_refused_before_paying(
+            self, pool: Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        import dynscaling.journal
+
+        # the threshold above what any disk has: the check itself runs for real (shutil.disk_usage)
+        monkeypatch.setattr(dynscaling.journal, "MIN_FREE_BYTES", 1 << 62)
+        with ReplayServer(pool) as server:
+            result = solve(server.base_url, server.model, write_batch(pool, tmp_path / "in.jsonl"),
+                           tmp_path / "out.jsonl", tmp_path / "j.sqlite")
+            served = server.stats.snapshot()["requests"]
+        assert result.exit_code == 2, result.output
+        assert "database or disk is full" in result.output and "free some space" in result.output
+        assert result.output.count("\n") == 1
+        assert served == 0

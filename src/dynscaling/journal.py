@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -68,6 +69,22 @@ def journal_error(path: Path, error: BaseException) -> JournalError:
     else:
         advice = f"cannot use the journal: {text}"
     return JournalError(f"{path}: {advice}")
+
+
+#: A journal on a disk with less room than this is refused before the run pays for anything: SQLite would fail
+#: on the first sample, after the requests in flight were paid for.
+MIN_FREE_BYTES = 4 * 1024 * 1024
+
+
+def _check_free_space(path: Path) -> None:
+    if str(path) == ":memory:":
+        return
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return  # cannot tell: SQLite's own error will say
+    if free < MIN_FREE_BYTES:
+        raise sqlite3.OperationalError(f"database or disk is full ({free} bytes free on {path.parent})")
 
 
 def _m001_initial(db: sqlite3.Connection) -> None:
@@ -123,6 +140,7 @@ class Journal:
         except (OSError, sqlite3.Error) as error:
             raise journal_error(self.path, error) from None
         try:
+            _check_free_space(self.path)
             self.db.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
             self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
             self.db.execute("PRAGMA journal_mode=WAL")
