@@ -292,7 +292,8 @@ class _LiveRun:
                 if self.log is not None:
                     self._journal(self.log.record_failure, request.question.id, request.sample_index, digest,
                                   failure.kind)
-                level = logging.DEBUG if failure.kind == "exhausted" else logging.WARNING
+                # per request at INFO: the run's summary gathers the failures, with the upstream's words
+                level = logging.DEBUG if failure.kind == "exhausted" else logging.INFO
                 logger.log(level, "sample %s#%d failed: %s", request.question.id, request.sample_index, failure)
                 continue
             sample = samples[position]
