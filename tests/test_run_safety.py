@@ -415,3 +415,23 @@ class TestRedact:
         assert redact("a key we never saw: sk-proj-0123456789abcdef") == "a key we never saw: ***"
         plain = "model 'x' not found; the key-value cache is full; sk-learn"
         assert redact(plain, ["x", ""]) == plain  # short secrets and ordinary words are left alone
+
+
+class TestProbeNames:
+    @pytest.mark.parametrize(("listed", "asked"), [
+        ("llama3:latest", "llama3"), ("models/gemini-2.0-flash", "gemini-2.0-flash"), ("m", "m")])
+    def test_names_a_server_lists_in_its_own_way_are_accepted(self, listed: str, asked: str) -> None:
+        async def main(server: ModelsServer) -> list[str] | None:
+            backend = OpenAIBackend(asked, base_url=server.base_url)
+            try:
+                return await backend.probe()
+            finally:
+                await backend.aclose()
+
+        with ModelsServer(models=(listed,)) as server:
+            assert asyncio.run(main(server)) == [listed]
+
+    def test_help_documents_the_exit_statuses(self) -> None:
+        text = CliRunner().invoke(cli, ["solve", "--help"]).output
+        for status in ("0    every question answered", "2    bad input", "3    some questions", "130  interrupted"):
+            assert status in text

@@ -302,9 +302,10 @@ class OpenAIBackend:
             logger.info("%s: GET /models gave no list (%s); going on", url, self._redact(str(error)))
             return None
         listed = [str(m.id) for m in page.data if getattr(m, "id", None)]
-        # Ollama lists "name:latest" and serves "name" too
-        known = set(listed) | {m.removesuffix(":latest") for m in listed}
-        if listed and self.model not in known:
+        # Ollama lists "name:latest" and serves "name" too; Gemini's endpoint lists "models/name"
+        known = set(listed) | {m.removesuffix(":latest") for m in listed} | {m.removeprefix("models/")
+                                                                           for m in listed}
+        if listed and self.model not in known and self.model.removeprefix("models/") not in known:
             shown = ", ".join(listed[:8]) + (f", ... ({len(listed)} in all)" if len(listed) > 8 else "")
             raise BackendError(self._redact(f"{url}: model {self.model!r} not found (the server lists: {shown})"),
                                kind="unknown_model")
