@@ -66,13 +66,19 @@ class TestFailFast:
             self, pool: Pool, tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{free_port()}/v1"
         out, journal = tmp_path / "out.jsonl", tmp_path / "j.sqlite"
-        result = solve(url, "m", write_batch(pool, tmp_path / "in.jsonl"), out, journal)
+        result = solve(url, pool.name, write_batch(pool, tmp_path / "in.jsonl"), out, journal)
         assert result.exit_code == 3, result.output
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and url in lines[0] and "cannot connect" in lines[0]
         assert "Traceback" not in result.output
         assert not out.exists()
         assert not journal.exists()  # the probe runs before the journal is opened
+        # up again on the same address: the same command answers every question, no --fresh needed
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        with ReplayServer(pool, port=port) as server:
+            again = solve(url, server.model, write_batch(pool, tmp_path / "in.jsonl"), out, journal)
+        assert again.exit_code == 0, again.output
+        assert all(r["samples"] == 4 and "error" not in r for r in read_out(out))
 
     def test_an_unknown_host_is_configuration_exit_2(self, pool: Pool, tmp_path: Path) -> None:
         result = solve("http://no-such-host.invalid/v1", "m", write_batch(pool, tmp_path / "in.jsonl"),
