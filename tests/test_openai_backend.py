@@ -287,7 +287,7 @@ class TestApiKey:
             backend = OpenAIBackend("m", base_url=server.base_url, api_key_env="MY_REPLAY_KEY")
             assert run(generate(backend, opening(pool.entries[0].question)))[0].text
         with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
-            OpenAIBackend("m", base_url=server.base_url)
+            OpenAIBackend("m", base_url="https://api.openai.com/v1")
         with pytest.raises(ConfigError, match="NOT_SET_ANYWHERE"):
             OpenAIBackend("m", api_key_env="NOT_SET_ANYWHERE")
 

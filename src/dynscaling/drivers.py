@@ -5,29 +5,48 @@
   engine for the next request whenever any one returns: no rounds, no barrier, so one slow request never idles
   the others. With a journal it writes every sample as it arrives, and on a re-run replays the journal's events
   so the engine makes the same decisions again; only what was in flight at an interruption is requested anew.
+
+**Failures are never final.** A failure is journaled as an event, not a result. On a re-run, the replay stops at
+the first failure of a question that never got a sample: that request is sent again and the run goes on live from
+there (every sample already paid for is still served from the journal by its key), so the same command retries
+every question the backend failed and reuses the rest.
+
+**Circuit breaker.** After ``breaker`` requests in a row fail for good with a connection-type error (the
+backend's own retries used up), no new request is dispatched: what is in flight lands, everything is kept, and
+``RunStats.stopped`` says why. A re-run of the same command resumes.
+
+**The journal before anything else.** When the journal cannot be written (disk full, read-only), dispatching
+stops at once; samples still in flight are counted in memory, and ``arun`` raises ``JournalError`` with the
+result so far in ``RunStats.result``: a caller can still write out what was paid for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .backends.replay import ReplayBackend
 from .budget import Budget
 from .engine import Engine, SampleRequest
-from .errors import BackendError, ReplayRefusedError
+from .errors import BackendError, JournalError, PartialSamplesError, ReplayRefusedError
 from .journal import RunLog, stable_hash
 from .pools import Pool
 from .samplers import Message
 from .strategies import Strategy, parse_strategy
 from .types import RunResult, Sample
 
-__all__ = ["AsyncBackend", "Progress", "arun", "replay", "run_replay", "sample_seed"]
+__all__ = ["AsyncBackend", "Progress", "RunStats", "arun", "replay", "run_replay", "sample_seed"]
+
+#: Failure kinds that say the endpoint itself is unusable, not one request: these trip the circuit breaker.
+BREAKER_KINDS = frozenset({"connection", "dns", "timeout", "auth"})
+#: Failure kinds that are final for a question: the source has nothing more to give (a replay pool used up).
+FINAL_KINDS = frozenset({"exhausted"})
 
 logger = logging.getLogger("dynscaling.drivers")
 
@@ -80,10 +99,38 @@ class Progress:
     reused: int
 
 
+@dataclass
+class RunStats:
+    """What a live run did, beyond its result: filled in by ``arun`` when given one.
+
+    Attributes:
+        reused: samples served from the journal (paid for by an earlier run).
+        new: samples paid for in this run.
+        retried: questions whose earlier failures were not taken as final and were asked again.
+        failed_requests: requests that failed for good in this run (after the backend's retries).
+        question_errors: question id -> the last failure of that question in this run (already redacted).
+        stopped: why dispatching stopped before the engine was done (circuit breaker, journal), else None.
+        result: the run's result; set even when ``arun`` raises ``JournalError``.
+    """
+
+    reused: int = 0
+    new: int = 0
+    retried: int = 0
+    failed_requests: int = 0
+    question_errors: dict[str, str] = field(default_factory=dict)
+    stopped: str | None = None
+    result: RunResult | None = None
+
+
 def sample_seed(run_seed: int, question_id: str, sample_index: int) -> int:
-    """The ``seed`` sent with a request: distinct per sample, stable across re-runs."""
-    key = f"{run_seed}\0{question_id}\0{sample_index}".encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big") & 0x7FFFFFFF
+    """The ``seed`` sent with a request: distinct per sample, stable across re-runs.
+
+    Consecutive samples of a question get consecutive seeds, so a request for samples ``k..k+n-1`` with ``n``
+    choices sent with ``sample_seed(k)`` asks for what the samples would have been alone, and a backend that
+    refills missing choices with ``seed + i`` asks for the same ones again: how requests are grouped (which
+    depends on timing and interruptions) never changes what a seeded server returns for a sample."""
+    key = f"{run_seed}\0{question_id}".encode()
+    return (int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big") & 0x3FFFFFFF) + sample_index
 
 
 def _messages_hash(request: SampleRequest) -> str:
@@ -92,8 +139,12 @@ def _messages_hash(request: SampleRequest) -> str:
 
 class _LiveRun:
     def __init__(self, engine: Engine, backend: AsyncBackend, concurrency: int, log: RunLog | None, seed: int,
-                 on_progress: Callable[[Progress], None] | None) -> None:
+                 on_progress: Callable[[Progress], None] | None, stats: RunStats, breaker: int) -> None:
         self.engine = engine
+        self.stats = stats
+        self.breaker = breaker
+        self._failures_in_a_row = 0
+        self.journal_error: JournalError | None = None
         self.backend = backend
         self.concurrency = concurrency
         self.log = log
@@ -115,8 +166,15 @@ class _LiveRun:
             return
         outstanding: dict[tuple[str, int], SampleRequest] = {}
         events = log.events()
+        answered = {e.question_id for e in events if e.kind == "result"}
+        # questions the backend failed that never got a sample: their failures are not final
+        retry = {e.question_id for e in events
+                 if e.kind == "failure" and e.detail not in FINAL_KINDS and e.question_id not in answered}
+        self.stats.retried = len(retry)
         replayed = 0
         for event in events:
+            if event.kind == "failure" and event.question_id in retry:
+                break  # from here on, live: this request is sent again (it is still outstanding)
             key = (event.question_id, event.sample_index)
             if event.kind == "request":
                 request = self.engine.next_request()
@@ -138,6 +196,7 @@ class _LiveRun:
                         break
                     self.engine.deliver(request, sample)
                     self.reused += 1
+                    self.stats.reused += 1
                 else:
                     self.engine.fail(request, BackendError(f"recorded failure: {event.detail}",
                                                            kind=event.detail or "error"))
@@ -159,6 +218,8 @@ class _LiveRun:
     def _take(self, free: int) -> list[tuple[SampleRequest, bool]]:
         """Up to ``free`` requests: first those left over from a resume, then new ones from the engine."""
         taken: list[tuple[SampleRequest, bool]] = []
+        if self.stats.stopped is not None:
+            return taken
         while len(taken) < free:
             if self.ready:
                 taken.append(self.ready.pop(0))
@@ -181,14 +242,17 @@ class _LiveRun:
                 cached = self.log.lookup(request.question.id, request.sample_index, digest)
                 if cached is not None:  # paid for by an earlier run: never pay twice
                     self.engine.deliver(request, cached)
-                    self.log.record_result(request.question.id, request.sample_index, digest, cached, None,
-                                           new=False)
                     self.reused += 1
+                    self.stats.reused += 1
+                    self._journal(self.log.record_result, request.question.id, request.sample_index, digest,
+                                  cached, None, new=False)
                     self._report()
                     continue
             same_question = groups.setdefault(request.question.id, [])
             for group in same_question:
-                if group[0][0].messages == request.messages:
+                # consecutive indices only: choice i of the request is then sample k+i (see sample_seed)
+                last = group[-1][0]
+                if last.messages == request.messages and last.sample_index + 1 == request.sample_index:
                     group.append((request, digest))
                     break
             else:
@@ -208,27 +272,54 @@ class _LiveRun:
         self.inflight -= len(members)
         error = task.exception()
         samples: list[Sample] = [] if error is not None else list(task.result())
+        if isinstance(error, PartialSamplesError):
+            samples = list(error.samples)  # paid for: kept and counted, only the rest failed
+        if error is None or samples:
+            self._failures_in_a_row = 0
         for position, (request, digest) in enumerate(members):
-            failure = error
-            if failure is None and position >= len(samples):
-                failure = BackendError(f"the backend returned {len(samples)} choices of {len(members)} asked",
-                                       retryable=True, kind="fewer_choices")
+            failure: BaseException | None = None
+            if position >= len(samples):  # the choices that did arrive are counted whatever became of the rest
+                failure = error or BackendError(f"the backend returned {len(samples)} choices of {len(members)} "
+                                                "asked", retryable=True, kind="fewer_choices")
             if failure is not None:
                 if not isinstance(failure, BackendError):
                     failure = BackendError(f"{type(failure).__name__}: {failure}", kind="error")
                 self.failures += 1
                 self.engine.fail(request, failure)
+                if failure.kind not in FINAL_KINDS:
+                    self.stats.failed_requests += 1
+                    self.stats.question_errors[request.question.id] = str(failure)
                 if self.log is not None:
-                    self.log.record_failure(request.question.id, request.sample_index, digest, failure.kind)
-                level = logging.DEBUG if failure.kind == "exhausted" else logging.WARNING
+                    self._journal(self.log.record_failure, request.question.id, request.sample_index, digest,
+                                  failure.kind)
+                # per request at INFO: the run's summary gathers the failures, with the upstream's words
+                level = logging.DEBUG if failure.kind == "exhausted" else logging.INFO
                 logger.log(level, "sample %s#%d failed: %s", request.question.id, request.sample_index, failure)
                 continue
             sample = samples[position]
             self.engine.deliver(request, sample)
+            self.stats.new += 1
             if self.log is not None:
-                self.log.record_result(request.question.id, request.sample_index, digest, sample,
-                                       request.messages, new=True)
+                self._journal(self.log.record_result, request.question.id, request.sample_index, digest, sample,
+                              request.messages, new=True)
+        if error is not None and not samples and isinstance(error, BackendError) and error.kind in BREAKER_KINDS:
+            self._failures_in_a_row += 1
+            if self._failures_in_a_row >= self.breaker and self.stats.stopped is None:
+                self.stats.stopped = (f"stopped after {self._failures_in_a_row} requests in a row failed "
+                                      f"({error.kind}): {error}")
+                logger.warning("circuit breaker: %s", self.stats.stopped)
         self._report()
+
+    def _journal(self, write: Callable[..., None], *args: object, **kwargs: object) -> None:
+        """Write through to the journal; when it cannot be written, stop dispatching and keep going in memory."""
+        if self.journal_error is not None:
+            return
+        try:
+            write(*args, **kwargs)
+        except JournalError as error:
+            self.journal_error = error
+            self.stats.stopped = str(error)
+            logger.error("%s", error)
 
     def _report(self) -> None:
         if self.on_progress is None:
@@ -256,8 +347,13 @@ class _LiveRun:
                     self._land(self._finished.popleft())
         except BaseException:
             await self._cancel_all()
+            with contextlib.suppress(Exception):  # never mask what stopped the run
+                self.stats.result = self.engine.result()
             raise
-        return self.engine.result()
+        self.stats.result = self.engine.result()
+        if self.journal_error is not None:
+            raise self.journal_error
+        return self.stats.result
 
     async def _cancel_all(self) -> None:
         tasks = list(self.tasks)
@@ -272,8 +368,15 @@ class _LiveRun:
 
 
 async def arun(engine: Engine, backend: AsyncBackend, *, concurrency: int = 8, log: RunLog | None = None,
-               seed: int = 0, on_progress: Callable[[Progress], None] | None = None) -> RunResult:
-    """Drive ``engine`` against a live backend until it stops asking. See the module docstring."""
+               seed: int = 0, on_progress: Callable[[Progress], None] | None = None,
+               stats: RunStats | None = None, breaker: int = 3) -> RunResult:
+    """Drive ``engine`` against a live backend until it stops asking. See the module docstring.
+
+    ``stats`` (optional) is filled in with what the run did; ``breaker`` is how many requests in a row may fail
+    for good with a connection-type error before no new one is sent."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    return await _LiveRun(engine, backend, concurrency, log, seed, on_progress).run()
+    if breaker < 1:
+        raise ValueError(f"breaker must be >= 1, got {breaker}")
+    run = _LiveRun(engine, backend, concurrency, log, seed, on_progress, stats or RunStats(), breaker)
+    return await run.run()

@@ -7,10 +7,14 @@ Two kinds of rows (stdlib ``sqlite3``, WAL mode, one transaction per arriving sa
   out the strategy and the budget, so a re-run with a larger budget, or another strategy that asks for the same
   independent samples, reuses them. The messages hash keeps chain samples (whose prompts depend on earlier
   answers) from standing in for one another.
-- ``events``: per *run key* (the sample key plus strategy and batch), the order in which the engine issued
-  requests and received results. The engine is deterministic given that order, so a resumed run replays the
-  events and makes exactly the same decisions as the interrupted one; only what was in flight at the interruption
-  is requested again.
+- ``events``: per *run key* (the sample key plus strategy, budget and batch), the order in which the engine
+  issued requests and received results or failures. The engine is deterministic given that order, so a resumed
+  run replays the events and makes exactly the same decisions as the interrupted one; only what was in flight at
+  the interruption is requested again. A failure is an event, never a result: a re-run retries a question that
+  only ever failed (``dynscaling.drivers``).
+
+One writer per file: a ``Journal`` holds SQLite's own exclusive lock while it is open (``locking_mode=EXCLUSIVE``),
+so a second run refuses or waits instead of interleaving its events; the lock dies with the process.
 
 The schema evolves through named, append-only migrations recorded in ``migrations``.
 """
@@ -20,16 +24,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import JournalError
 from .types import Sample, Usage
 
-__all__ = ["Event", "Journal", "RunLog", "default_journal_path", "stable_hash"]
+__all__ = ["Event", "Journal", "RunLog", "default_journal_path", "journal_error", "stable_hash"]
 
 HASH_PREFIX = "sha256:"
 
@@ -44,6 +51,40 @@ def default_journal_path() -> Path:
     """``$DYNSCALING_HOME/journal.sqlite``, by default ``~/.dynscaling/journal.sqlite``."""
     home = Path(os.environ.get("DYNSCALING_HOME") or Path.home() / ".dynscaling")
     return home / "journal.sqlite"
+
+
+def journal_error(path: Path, error: BaseException) -> JournalError:
+    """One line for a journal that cannot be used, saying what to do about it."""
+    text = str(error)
+    if isinstance(error, sqlite3.OperationalError) and "locked" in text:
+        advice = ("another run is using this journal (one writer at a time): wait for it to finish, or pass "
+                  "another --journal")
+    elif isinstance(error, sqlite3.DatabaseError) and "not a database" in text:
+        advice = "this file is not a dynscaling journal (not SQLite): move it away, or pass another --journal"
+    elif "full" in text:
+        advice = (f"cannot write the journal ({text}): free some space and run the same command again; every "
+                  "sample journaled so far is kept")
+    elif "readonly" in text or "read-only" in text or isinstance(error, PermissionError) or "unable to open" in text:
+        advice = f"cannot write the journal ({text}): make it writable, or pass another --journal"
+    else:
+        advice = f"cannot use the journal: {text}"
+    return JournalError(f"{path}: {advice}")
+
+
+#: A journal on a disk with less room than this is refused before the run pays for anything: SQLite would fail
+#: on the first sample, after the requests in flight were paid for.
+MIN_FREE_BYTES = 4 * 1024 * 1024
+
+
+def _check_free_space(path: Path) -> None:
+    if str(path) == ":memory:":
+        return
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return  # cannot tell: SQLite's own error will say
+    if free < MIN_FREE_BYTES:
+        raise sqlite3.OperationalError(f"database or disk is full ({free} bytes free on {path.parent})")
 
 
 def _m001_initial(db: sqlite3.Connection) -> None:
@@ -77,17 +118,39 @@ class Event:
 
 
 class Journal:
-    """A journal file. Open one per process; ``RunLog`` objects write through it."""
+    """A journal file, held by one writer at a time. Open one per process; ``RunLog`` objects write through it.
 
-    def __init__(self, path: str | Path) -> None:
+    **One writer per journal.** The connection runs in SQLite's ``locking_mode=EXCLUSIVE`` and takes the write
+    lock as it opens: SQLite then holds the lock until the connection closes, so a second run on the same file
+    (another process, or another ``Journal`` in this one) waits up to ``wait`` seconds and then gets
+    ``JournalError`` instead of interleaving its events with ours. The lock is SQLite's own: it goes away with
+    the process, however the process ends, so a SIGKILL never leaves a stale lock behind.
+
+    Every failure to open, lock or write (not a SQLite file, read-only, disk full) raises ``JournalError`` with
+    one line naming the file; what was already committed stays committed.
+    """
+
+    def __init__(self, path: str | Path, *, wait: float = 0.0) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), isolation_level=None)  # explicit transactions below
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self._migrate()
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(path), isolation_level=None,  # explicit transactions below
+                                      timeout=wait)
+        except (OSError, sqlite3.Error) as error:
+            raise journal_error(self.path, error) from None
+        try:
+            _check_free_space(self.path)
+            self.db.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+            self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("BEGIN IMMEDIATE")  # takes the write lock now, and EXCLUSIVE mode keeps it
+            self.db.execute("COMMIT")
+            self._migrate()
+        except sqlite3.Error as error:
+            self.db.close()
+            raise journal_error(self.path, error) from None
 
     def _migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
@@ -102,21 +165,53 @@ class Journal:
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A transaction whose SQLite failures (disk full, read-only) become ``JournalError``."""
+        try:
+            with self._transaction():
+                yield
+        except sqlite3.Error as error:
+            raise journal_error(self.path, error) from None
+
     def migrations(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT name FROM migrations ORDER BY rowid")]
 
-    def open_run(self, *, sample_key: Mapping[str, Any], run_key: Mapping[str, Any], fresh: bool = False) -> RunLog:
-        """The log of one run. ``fresh=True`` forgets its events and the samples it recorded."""
+    def open_run(self, *, sample_key: Mapping[str, Any], run_key: Mapping[str, Any], fresh: bool = False,
+                 question_ids: Sequence[str] | None = None) -> RunLog:
+        """The log of one run.
+
+        ``fresh=True`` starts over: it forgets this run's events and the samples it recorded; with
+        ``question_ids``, it forgets every sample of those questions under this sample key, whatever run (budget,
+        strategy) paid for them, and the events of every run over the same question set, so that nothing paid
+        before is served again."""
         sample_hash = stable_hash(sample_key)
         run_hash = stable_hash({"samples": sample_hash, **run_key})
-        with self._transaction():
-            if fresh:
-                self.db.execute("DELETE FROM events WHERE run_key = ?", (run_hash,))
-                self.db.execute("DELETE FROM samples WHERE run_key = ?", (run_hash,))
-            self.db.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?)",
-                            (run_hash, sample_hash, time.time(),
-                             json.dumps({"samples": dict(sample_key), "run": dict(run_key)}, default=str)))
+        description = json.dumps({"samples": dict(sample_key), "run": dict(run_key)}, default=str)
+        try:
+            with self._transaction():
+                if fresh:
+                    self._forget(sample_hash, run_hash, run_key, question_ids)
+                self.db.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?)",
+                                (run_hash, sample_hash, time.time(), description))
+        except sqlite3.Error as error:
+            raise journal_error(self.path, error) from None
         return RunLog(self, run_hash, sample_hash)
+
+    def _forget(self, sample_hash: str, run_hash: str, run_key: Mapping[str, Any],
+                question_ids: Sequence[str] | None) -> None:
+        self.db.execute("DELETE FROM events WHERE run_key = ?", (run_hash,))
+        self.db.execute("DELETE FROM samples WHERE run_key = ?", (run_hash,))
+        if question_ids is None:
+            return
+        self.db.executemany("DELETE FROM samples WHERE sample_key = ? AND question_id = ?",
+                            [(sample_hash, qid) for qid in question_ids])
+        batch = run_key.get("questions")
+        if batch is None:
+            return
+        runs = self.db.execute("SELECT run_key, description FROM runs WHERE sample_key = ?", (sample_hash,))
+        same_batch = [(key,) for key, text in runs.fetchall() if json.loads(text)["run"].get("questions") == batch]
+        self.db.executemany("DELETE FROM events WHERE run_key = ?", same_batch)
 
     def close(self) -> None:
         self.db.close()
@@ -136,7 +231,16 @@ class _Transaction:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        if self.db.in_transaction:  # SQLite may have rolled back already (a full disk does)
+            self.db.execute("ROLLBACK")
 
 
 class RunLog:
@@ -188,7 +292,7 @@ class RunLog:
         events = [*self._pending_events, self._event("result", question_id, sample_index, messages_hash)]
         self._pending_events = []
         u = sample.usage
-        with self.journal._transaction():
+        with self.journal._writing():
             if new:
                 self.db.execute(
                     "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -201,14 +305,14 @@ class RunLog:
     def record_failure(self, question_id: str, sample_index: int, messages_hash: str, kind: str) -> None:
         events = [*self._pending_events, self._event("failure", question_id, sample_index, messages_hash, kind)]
         self._pending_events = []
-        with self.journal._transaction():
+        with self.journal._writing():
             self.db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", events)
 
     def truncate_events(self, keep: int) -> None:
         """Forget events from position ``keep`` on (after a resume diverged from the log)."""
         rows = self.db.execute("SELECT seq FROM events WHERE run_key = ? ORDER BY seq", (self.run_key,)).fetchall()
         if keep < len(rows):
-            with self.journal._transaction():
+            with self.journal._writing():
                 self.db.execute("DELETE FROM events WHERE run_key = ? AND seq >= ?", (self.run_key, rows[keep][0]))
         self._seq = rows[keep - 1][0] + 1 if 0 < keep <= len(rows) else (0 if keep == 0 else self._seq)
         self._pending_events = []

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .budget import Budget
-from .drivers import arun
+from .drivers import RunStats, arun
 from .engine import Engine
 from .errors import BackendError, ConfigError, DynscalingError, InputError
 from .journal import Journal, stable_hash
@@ -307,14 +307,18 @@ class _Service:
                 sample_key={"server": self.state.config.upstream_url, "model": upstream,
                             "sampling": dict(self.state.config.sampling)},
                 run_key={"batch": stable_hash([list(lines), strategy.label, answer_type])})
+        stats = RunStats()  # failures are journaled as events, never as results: resubmitting retries them
         async with self.state.batch_lock:  # one journaled batch at a time: the journal is one connection
-            run = await arun(engine, backend, concurrency=self.state.config.concurrency, log=log, seed=0)
+            run = await arun(engine, backend, concurrency=self.state.config.concurrency, log=log, seed=0,
+                             stats=stats)
         out = []
         for qi, (custom_id, _, model) in enumerate(requests):
             result = run.results[qi]
             if result.samples == 0:
                 error = self._failure(run.failures) if run.failures else ApiError(
                     402, "the batch budget ran out before this question got a sample", "budget_exhausted")
+                if custom_id in stats.question_errors:  # the upstream's own words for this item
+                    error = ApiError(error.status, stats.question_errors[custom_id], error.code, error.type)
                 out.append({"id": f"batch_req_{uuid.uuid4().hex[:16]}", "custom_id": custom_id,
                             "response": {"status_code": error.status, "body": error.body()}, "error": None})
                 continue

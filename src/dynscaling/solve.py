@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .budget import Budget
-from .drivers import AsyncBackend, Progress, arun
+from .drivers import AsyncBackend, Progress, RunStats, arun
 from .engine import CostEstimate, Engine
 from .errors import ConfigError
 from .journal import Journal, stable_hash
@@ -22,7 +22,7 @@ from .samplers import Message, Prompts, estimate_tokens
 from .strategies import Strategy, parse_strategy
 from .types import Question, RunResult
 
-__all__ = ["SolveConfig", "asolve", "worst_case_cost", "write_results"]
+__all__ = ["SolveConfig", "asolve", "unanswered", "worst_case_cost", "write_results"]
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,15 @@ def worst_case_cost(max_tokens: int | None, price_input: float, price_output: fl
 async def asolve(questions: Sequence[Question], backend: AsyncBackend, config: SolveConfig, *,
                  journal_path: str | Path | None = None, fresh: bool = False,
                  on_progress: Callable[[Progress], None] | None = None,
-                 on_engine: Callable[[Engine], None] | None = None) -> RunResult:
+                 on_engine: Callable[[Engine], None] | None = None, stats: RunStats | None = None,
+                 journal_wait: float = 0.0, breaker: int = 3) -> RunResult:
     """Answer ``questions`` with ``backend`` under ``config``; with a journal, resume whatever was paid for.
 
-    ``on_engine`` is called with the engine before it starts (to read its samples afterwards)."""
+    ``fresh=True`` starts over for these questions: every sample journaled for them under this backend and seed
+    is forgotten, whatever budget or strategy paid for it. ``on_engine`` is called with the engine before it
+    starts (to read its samples afterwards); ``stats`` is filled in with what the run did (``RunStats``).
+    ``journal_wait`` is how long to wait for another run holding the journal before ``JournalError``;
+    ``breaker`` as in ``arun``."""
     strategy = parse_strategy(config.strategy)
     estimate = worst_case_cost(config.max_tokens, config.price_input, config.price_output, config.budget)
     kwargs: dict[str, Any] = {} if estimate is None else {"estimate_cost": estimate}
@@ -83,8 +88,9 @@ async def asolve(questions: Sequence[Question], backend: AsyncBackend, config: S
     if on_engine is not None:
         on_engine(engine)
     if journal_path is None:
-        return await arun(engine, backend, concurrency=config.concurrency, seed=config.seed, on_progress=on_progress)
-    with Journal(journal_path) as journal:
+        return await arun(engine, backend, concurrency=config.concurrency, seed=config.seed, on_progress=on_progress,
+                          stats=stats, breaker=breaker)
+    with Journal(journal_path, wait=journal_wait) as journal:
         log = journal.open_run(
             sample_key={"backend": dict(config.backend_identity or {}), "seed": config.seed,
                         **({"prompts": asdict(config.prompts)} if config.prompts is not None else {})},
@@ -94,20 +100,42 @@ async def asolve(questions: Sequence[Question], backend: AsyncBackend, config: S
             run_key={"strategy": strategy.label, "budget": [config.budget.samples, config.budget.tokens,
                                                              config.budget.usd],
                      "questions": stable_hash([[q.id, q.text, q.answer_type] for q in questions])},
-            fresh=fresh)
+            fresh=fresh, question_ids=[q.id for q in questions])
         return await arun(engine, backend, concurrency=config.concurrency, log=log, seed=config.seed,
-                          on_progress=on_progress)
+                          on_progress=on_progress, stats=stats, breaker=breaker)
 
 
-def write_results(path: str | Path, result: RunResult) -> None:
-    """Write one JSON line per question, atomically: a killed run never leaves a half-written file."""
+def unanswered(result: RunResult, stats: RunStats) -> dict[str, str]:
+    """Question id -> why it has no sample, for the questions the backend failed (not those the budget left out).
+
+    A question that abstained (samples, but no extractable answer) counts as answered."""
+    reasons: dict[str, str] = {}
+    for r in result.results:
+        if r.samples:
+            continue
+        reason = stats.question_errors.get(r.question_id)
+        if reason is None and stats.stopped is not None:
+            reason = f"not asked: {stats.stopped}"
+        if reason is not None:
+            reasons[r.question_id] = reason
+    return reasons
+
+
+def write_results(path: str | Path, result: RunResult, errors: Mapping[str, str] | None = None) -> None:
+    """Write one JSON line per question, atomically: a killed run never leaves a half-written file.
+
+    A question in ``errors`` (id -> reason) gets an ``"error"`` field saying why it has no answer."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    errors = errors or {}
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             for r in result.results:
-                out.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+                row = r.to_dict()
+                if r.question_id in errors:
+                    row["error"] = errors[r.question_id]
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

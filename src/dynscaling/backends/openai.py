@@ -29,59 +29,72 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import logging
 import math
 import os
 import random
 import time
+import urllib.parse
 from collections import Counter
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
 
-from ..errors import BackendError, ConfigError
+from ..errors import BackendError, ConfigError, PartialSamplesError, redact
 from ..types import Sample, Usage
+from .usage import split_usage
 
-__all__ = ["KINDS", "OpenAIBackend", "split_usage"]
+__all__ = ["KINDS", "NO_KEY", "OpenAIBackend", "is_local_url", "split_usage"]
 
 logger = logging.getLogger("dynscaling.backends.openai")
 
 #: The kinds of ``BackendError`` this backend raises.
 KINDS: tuple[str, ...] = ("rate_limit", "server_error", "timeout", "connection", "bad_request", "auth", "exhausted")
 
-T = TypeVar("T")
+
+#: The key sent to a local server when none is configured: vLLM, SGLang, llama.cpp and Ollama accept any value.
+NO_KEY = "EMPTY"
+
+#: Request fields that the budget, the journal or one of our own options decides, so ``extra_body`` may not:
+#: field -> what controls it. A silent override here would overspend the budget or mislabel the journal.
+_RESERVED_FIELDS: dict[str, str] = {
+    "n": "the budget and the strategy (--budget, --strategy) decide how many samples each request asks for",
+    "best_of": "the budget counts every sample a server generates (--budget, --strategy)",
+    "use_beam_search": "the budget counts every sample a server generates (--budget, --strategy)",
+    "max_tokens": "the completion cap is --max-tokens (max_tokens=...)",
+    "max_completion_tokens": "the completion cap is --max-tokens, sent under the name --max-tokens-field gives",
+    "max_new_tokens": "the completion cap is --max-tokens (max_tokens=...)",
+    "max_output_tokens": "the completion cap is --max-tokens (max_tokens=...)",
+    "num_predict": "the completion cap is --max-tokens (max_tokens=...)",
+    "model": "the model is --model (model=...)",
+    "messages": "the messages are built from the questions and the prompts (--prompts)",
+    "seed": "each request's seed follows from --seed, so that a resumed run asks for the same samples",
+    "stream": "dynscaling reads whole responses, with their usage",
+    "stream_options": "dynscaling reads whole responses, with their usage",
+    "temperature": "the temperature is --temperature (temperature=...)",
+    "top_p": "top-p is --top-p (top_p=...)",
+    "stop": "stop sequences are --stop (stop=...)",
+}
+
+#: GET /models answers that mean "this server keeps no models list" rather than "you may not".
+_NO_MODELS_LIST = (404, 405, 501)
 
 
-def _apportion(total: int, weights: Sequence[int]) -> list[int]:
-    """Split ``total`` into integer parts proportional to ``weights`` (largest remainder; ties to the first)."""
-    if sum(weights) <= 0:
-        weights = [1] * len(weights)
-    whole = sum(weights)
-    scaled = [total * w for w in weights]
-    parts = [s // whole for s in scaled]
-    left = total - sum(parts)
-    for i in sorted(range(len(weights)), key=lambda i: (-(scaled[i] % whole), i))[:left]:
-        parts[i] += 1
-    return parts
-
-
-def split_usage(total: Usage, weights: Sequence[int]) -> list[Usage]:
-    """Split one response's token counts over its choices so that the shares sum exactly to ``total``.
-
-    Prompt and cached tokens are split evenly; completion and reasoning tokens in proportion to ``weights``
-    (each choice's length; all zero means evenly). Costs are not split here: they follow from each share's tokens.
-    """
-    if not weights:
-        return []
-    even = [1] * len(weights)
-    prompt = _apportion(total.prompt_tokens, even)
-    cached = _apportion(total.cached_tokens, even)
-    completion = _apportion(total.completion_tokens, weights)
-    reasoning = _apportion(total.reasoning_tokens, weights)
-    return [Usage(prompt_tokens=p, completion_tokens=c, cached_tokens=k, reasoning_tokens=r)
-            for p, c, k, r in zip(prompt, completion, cached, reasoning, strict=True)]
+def is_local_url(base_url: str | None) -> bool:
+    """Whether ``base_url`` points at this machine or a private network (where servers rarely check keys)."""
+    if not base_url:
+        return False
+    host = (urllib.parse.urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -104,16 +117,12 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-async def _all_or_nothing(awaitables: Sequence[Awaitable[T]]) -> list[T]:
-    """Await all; if one fails, cancel the others, wait for them, and raise the failure."""
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+def _status_message(error: openai.APIStatusError) -> str:
+    """The upstream's own message for an HTTP error (OpenAI's ``{"error": {"message": ...}}`` or a flat one)."""
+    body = error.body if isinstance(error.body, dict) else {}
+    inner = body.get("error") if isinstance(body.get("error"), dict) else body
+    message = inner.get("message") if isinstance(inner.get("message"), str) else None
+    return message or error.message
 
 
 class OpenAIBackend:
@@ -124,22 +133,29 @@ class OpenAIBackend:
         base_url: the API root, e.g. ``http://127.0.0.1:8001/v1``; None means the SDK's default (OpenAI, or the
             ``OPENAI_BASE_URL`` environment variable).
         api_key: the key; when None it is read from the environment variable ``api_key_env``
-            (default ``OPENAI_API_KEY``).
+            (default ``OPENAI_API_KEY``). With no key at all, a local server (loopback or private address) is
+            sent the placeholder ``NO_KEY``; any other host is refused unless ``allow_no_key=True``.
         api_key_env: the environment variable holding the key.
+        allow_no_key: send the placeholder to any host when no key is set (a gateway that checks none).
         temperature, top_p, max_tokens, stop: sampling parameters, sent when not None.
-        extra_body: extra JSON fields for every request (server-specific parameters such as ``top_k``, or
-            ``max_completion_tokens`` for models that want it instead of ``max_tokens``).
+        max_tokens_field: the request field that carries ``max_tokens`` (``max_completion_tokens`` for models
+            that want it instead).
+        extra_body: extra JSON fields for every request (server-specific parameters such as ``top_k``). Fields
+            that the budget or an option of ours controls (``n``, ``max_tokens``, ``seed``, ...) are refused
+            with ``ConfigError`` naming what controls them.
         price_input, price_output: USD per million prompt / completion tokens.
         price_cached_input: USD per million cached prompt tokens (default: ``price_input``).
         timeout: seconds before a request is abandoned (and retried).
         max_retries: retries after the first attempt, for retryable failures.
         backoff_base, backoff_max: the exponential backoff's first and largest wait, in seconds, before jitter.
-        max_retry_after: a ``Retry-After`` longer than this many seconds is not waited for: the error is raised.
+        max_retry_after: a ``Retry-After`` longer than this many seconds is not waited for: that request fails
+            at once, and no other request waits either. No shared backoff ever lasts longer than this.
     """
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 api_key_env: str | None = None, temperature: float | None = None, top_p: float | None = None,
-                 max_tokens: int | None = None, stop: str | Sequence[str] | None = None,
+                 api_key_env: str | None = None, allow_no_key: bool = False, temperature: float | None = None,
+                 top_p: float | None = None, max_tokens: int | None = None,
+                 max_tokens_field: str = "max_tokens", stop: str | Sequence[str] | None = None,
                  extra_body: Mapping[str, Any] | None = None, price_input: float = 0.0, price_output: float = 0.0,
                  price_cached_input: float | None = None, timeout: float = 60.0, max_retries: int = 4,
                  backoff_base: float = 0.5, backoff_max: float = 30.0, max_retry_after: float = 120.0) -> None:
@@ -150,8 +166,15 @@ class OpenAIBackend:
         env = api_key_env or "OPENAI_API_KEY"
         key = api_key if api_key is not None else os.environ.get(env)
         if not key:
-            raise ConfigError(f"no API key: set the environment variable {env} (or pass api_key=...); a local server "
-                              f"that checks no key accepts any value, e.g. {env}=EMPTY")
+            if not (allow_no_key or is_local_url(base_url)):
+                raise ConfigError(f"no API key for {base_url or 'the OpenAI API'}: set the environment variable "
+                                  f"{env} (for a server that checks no key, pass --no-api-key / allow_no_key=True)")
+            key = NO_KEY
+        if max_tokens_field not in ("max_tokens", "max_completion_tokens"):
+            raise ConfigError(f"max_tokens_field must be max_tokens or max_completion_tokens, got {max_tokens_field!r}")
+        for name in extra_body or {}:
+            if name in _RESERVED_FIELDS:
+                raise ConfigError(f"--extra-body (extra_body) may not set {name!r}: {_RESERVED_FIELDS[name]}")
         if temperature is not None and temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {temperature}")
         if top_p is not None and not 0 < top_p <= 1:
@@ -174,6 +197,7 @@ class OpenAIBackend:
         self.temperature = temperature
         self.top_p = top_p
         self.max_tokens = max_tokens
+        self.max_tokens_field = max_tokens_field
         self.stop = stop
         self.extra_body = dict(extra_body) if extra_body else None
         self.price_input = price_input
@@ -212,26 +236,80 @@ class OpenAIBackend:
 
         When the server returns fewer choices than asked, the missing ones are requested with separate ``n=1``
         requests (concurrently; with ``seed`` given, the i-th sample's request uses ``seed + i``), so the result
-        has exactly ``n`` samples or the call raises ``BackendError``. Samples carry no answer: the engine
+        has exactly ``n`` samples. When the refills fail for good, ``PartialSamplesError`` carries the choices
+        that did arrive: they were paid for, and the caller keeps them. Samples carry no answer: the engine
         extracts it.
         """
         if n < 1:
             raise ConfigError(f"n must be >= 1, got {n}")
         samples = await self._complete(messages, n, seed)
         rounds = 0
+        last_error: BackendError | None = None
         while len(samples) < n:
             rounds += 1
             if rounds > self.max_retries + 1:
-                error = BackendError(f"{self.model}: the server returned {len(samples)} of {n} choices after "
-                                     f"{rounds} rounds of requests", retryable=True, kind="server_error")
+                cause = f": {last_error}" if last_error is not None else ""
+                error = PartialSamplesError(f"{self.model}: the server returned {len(samples)} of {n} choices "
+                                            f"after {rounds} rounds of requests{cause}", samples[:n])
                 self.failures[error.kind] += 1
                 raise error
             have = len(samples)
-            refills = await _all_or_nothing([
-                self._complete(messages, 1, None if seed is None else seed + have + i) for i in range(n - have)])
-            for batch in refills:
-                samples.extend(batch)
+            # Each refill stands alone: one that fails does not cancel (and so throw away) the others.
+            refills = await asyncio.gather(*[
+                self._complete(messages, 1, None if seed is None else seed + have + i) for i in range(n - have)],
+                return_exceptions=True)
+            for outcome in refills:
+                if isinstance(outcome, BaseException):
+                    if not isinstance(outcome, BackendError):
+                        raise outcome
+                    last_error = outcome
+                else:
+                    samples.extend(outcome)
+            if len(samples) == have and last_error is not None:
+                rounds = self.max_retries + 1  # every refill failed after its own retries: stop here
         return samples[:n]
+
+    async def probe(self, timeout: float = 8.0) -> list[str] | None:
+        """One free request before any sample: ``GET /models``, not retried, within ``timeout`` seconds.
+
+        Raises ``BackendError`` (kind ``connection``, ``dns``, ``auth`` or ``unknown_model``) with one line
+        naming the URL and the cause when no run could succeed. Returns the model ids the server lists, or None
+        when it keeps no list (404/405/501, as some gateways do), answers with a server error or not within
+        ``timeout``: the run's own retries and circuit breaker deal with those."""
+        url = str(self._client.base_url).rstrip("/")
+        try:
+            page = await self._client.with_options(timeout=timeout).models.list()
+        except openai.APITimeoutError:
+            # listening but slow (a loaded server): not proof that no run can succeed, so go on
+            logger.warning("%s: no answer to GET /models within %g s; going on without checking the model", url,
+                           timeout)
+            return None
+        except openai.APIConnectionError as error:
+            cause = " ".join(str(error.__cause__ or error).split())
+            dns = any(s in cause for s in ("Name or service not known", "nodename nor servname", "name resolution",
+                                           "No address associated"))
+            raise BackendError(self._redact(f"{url}: cannot connect ({cause})"),
+                               kind="dns" if dns else "connection") from None
+        except openai.APIStatusError as error:
+            if error.status_code in (401, 403):
+                raise BackendError(self._redact(f"{url}: HTTP {error.status_code}: {_status_message(error)} "
+                                                f"(check the key in {self.api_key_env or 'api_key'})"),
+                                   kind="auth") from None
+            logger.info("%s: GET /models answered HTTP %d; going on without checking the model", url,
+                        error.status_code)
+            return None
+        except openai.APIError as error:  # a body the SDK could not read: not a models list
+            logger.info("%s: GET /models gave no list (%s); going on", url, self._redact(str(error)))
+            return None
+        listed = [str(m.id) for m in page.data if getattr(m, "id", None)]
+        # Ollama lists "name:latest" and serves "name" too; Gemini's endpoint lists "models/name"
+        known = set(listed) | {m.removesuffix(":latest") for m in listed} | {m.removeprefix("models/")
+                                                                           for m in listed}
+        if listed and self.model not in known and self.model.removeprefix("models/") not in known:
+            shown = ", ".join(listed[:8]) + (f", ... ({len(listed)} in all)" if len(listed) > 8 else "")
+            raise BackendError(self._redact(f"{url}: model {self.model!r} not found (the server lists: {shown})"),
+                               kind="unknown_model")
+        return listed
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
@@ -254,7 +332,8 @@ class OpenAIBackend:
         for name in ("temperature", "top_p", "max_tokens", "stop"):
             value = getattr(self, name)
             if value is not None:
-                params[name] = value if name != "stop" or isinstance(value, str) else list(value)
+                field = self.max_tokens_field if name == "max_tokens" else name
+                params[field] = value if name != "stop" or isinstance(value, str) else list(value)
         if seed is not None:
             params["seed"] = seed
         if self.extra_body:
@@ -283,13 +362,14 @@ class OpenAIBackend:
             finally:
                 self.inflight -= 1
             self.errors[error.kind] += 1
-            if error.kind == "rate_limit":
-                self._rate_limited(retry_after)
             if retry_after is not None and retry_after > self.max_retry_after:
+                # This request fails now, and alone: no shared backoff, so every other request goes on.
                 error = BackendError(f"{error} (the server asks to wait {retry_after:g} s, more than "
                                      f"max_retry_after={self.max_retry_after:g})", retryable=True, kind=error.kind)
                 self.failures[error.kind] += 1
                 raise error
+            if error.kind == "rate_limit":
+                self._rate_limited(retry_after)
             if not error.retryable or attempt >= self.max_retries:
                 self.failures[error.kind] += 1
                 if error.retryable:
@@ -308,8 +388,7 @@ class OpenAIBackend:
         return ceiling * (0.5 + 0.5 * self._jitter.random())
 
     def _redact(self, text: str) -> str:
-        secret = self._client.api_key
-        return text.replace(secret, "***") if isinstance(secret, str) and len(secret) >= 4 else text
+        return redact(text, [self._client.api_key])
 
     def _classify(self, error: openai.APIError) -> tuple[BackendError, float | None]:
         """Our error for an SDK error, and the server's Retry-After in seconds if it sent one."""
@@ -323,9 +402,7 @@ class OpenAIBackend:
         elif isinstance(error, openai.APIStatusError):
             status = error.status_code
             retry_after = _retry_after(error.response.headers)
-            body = error.body if isinstance(error.body, dict) else {}
-            message = body.get("message") if isinstance(body.get("message"), str) else None
-            detail = f"HTTP {status}: {message or error.message}"
+            detail = f"HTTP {status}: {_status_message(error)}"
             code = error.code
             if status == 429:
                 # OpenAI's out-of-credit error is a 429 too, but waiting does not fix it.
@@ -350,7 +427,7 @@ class OpenAIBackend:
     def _rate_limited(self, retry_after: float | None) -> None:
         now = time.monotonic()
         in_window = now < self.backoff_until
-        wait = retry_after if retry_after is not None else self.backoff_base
+        wait = min(retry_after if retry_after is not None else self.backoff_base, self.max_retry_after)
         self.backoff_until = max(self.backoff_until, now + wait)
         if in_window and self.suggested_concurrency is not None:
             return  # one decrease per backoff window: requests that were already in flight are not news

@@ -1,7 +1,8 @@
 """The ``dynscaling`` command line. Results go to stdout, progress and errors to stderr.
 
-Exit status: 0 on success, 2 on bad input or parameters (one line naming the file, line and field), 1 on any
-other failure.
+Exit status: 0 on success, 2 on bad input or parameters (one line naming the file, line and field), 3 when
+``solve`` left questions unanswered because the backend failed (the same command retries them), 130 when
+interrupted, 1 on any other failure.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
@@ -9,7 +10,14 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import ConfigError, DynscalingError, InputError
+from ..errors import ConfigError, DynscalingError, InputError, redact
+
+#: Exit statuses every command keeps to.
+EXIT_OK = 0
+EXIT_FAILED = 1  # an unexpected failure of ours
+EXIT_BAD_INPUT = 2  # bad input, parameters or environment (journal, output folder); nothing was lost
+EXIT_UNANSWERED = 3  # some questions have no answer because the backend failed; the same command retries them
+EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,13 +30,42 @@ def fail_cleanly(function: F) -> F:
         try:
             return function(*args, **kwargs)
         except (InputError, ConfigError) as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(2)
+            click.echo(f"error: {one_line(error)}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
         except DynscalingError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(1)
+            click.echo(f"error: {one_line(error)}", err=True)
+            sys.exit(EXIT_FAILED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def one_line(error: BaseException | str) -> str:
+    """An error as one masked line: whitespace folded, anything shaped like a key replaced by ``***``."""
+    return redact(" ".join(str(error).split()))
+
+
+class FiniteFloat(click.ParamType):
+    """A float that must be finite (no nan, no inf) and, optionally, above ``minimum`` (or at least it)."""
+
+    name = "number"
+
+    def __init__(self, minimum: float | None = None, *, open_minimum: bool = False) -> None:
+        self.minimum = minimum
+        self.open_minimum = open_minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float) and math.isfinite(value):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number", param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.minimum is not None and (number <= self.minimum if self.open_minimum else number < self.minimum):
+            self.fail(f"{value!r} must be {'>' if self.open_minimum else '>='} {self.minimum:g}", param, ctx)
+        return number
 
 
 def split_strategies(text: str) -> list[str]:
