@@ -4,11 +4,15 @@ One question per line: ``{"id": ..., "question": ..., "answer_type": ..., "gold"
 required (``id`` defaults to the line number; ``answer_type`` to the command's default; ``gold``, when given,
 lets the output say whether each answer is correct). Other names can be mapped, e.g. ``question=problem``.
 A bad line is reported with its file, line and field and skipped; the others are still answered.
+
+Lines are split on ``\n`` only (a question may hold U+2028 or a form feed; ``\r\n`` endings are fine), a UTF-8
+byte-order mark is ignored, and each line is decoded on its own, so one line of bad bytes loses only itself.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +21,7 @@ from typing import Any
 from .errors import InputError
 from .types import ANSWER_TYPES, Question
 
-__all__ = ["QuestionFile", "parse_question_lines", "read_questions"]
+__all__ = ["QuestionFile", "json_line", "parse_question_lines", "read_questions", "split_lines", "valid_unicode"]
 
 FIELDS = ("id", "question", "answer_type", "gold")
 
@@ -30,10 +34,10 @@ class QuestionFile:
     errors: list[InputError] = field(default_factory=list)
 
 
-def parse_question_lines(lines: Iterable[str], *, source: str, fields: Mapping[str, str] | None = None,
+def parse_question_lines(lines: Iterable[str | InputError], *, source: str, fields: Mapping[str, str] | None = None,
                          answer_type: str = "text") -> QuestionFile:
     """Parse JSON lines into questions. ``fields`` maps our names (id, question, answer_type, gold) to the
-    file's names."""
+    file's names. An ``InputError`` in place of a line (see ``split_lines``) is reported as that line's error."""
     names = {name: name for name in FIELDS}
     for ours, theirs in (fields or {}).items():
         if ours not in FIELDS:
@@ -45,6 +49,9 @@ def parse_question_lines(lines: Iterable[str], *, source: str, fields: Mapping[s
     errors: list[InputError] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
+        if isinstance(line, InputError):
+            errors.append(line)
+            continue
         if not line.strip():
             continue
         try:
@@ -60,11 +67,64 @@ def parse_question_lines(lines: Iterable[str], *, source: str, fields: Mapping[s
     return QuestionFile(questions, errors)
 
 
-def _parse_line(line: str, number: int, source: str, names: Mapping[str, str], default_type: str) -> Question:
+def split_lines(data: bytes, *, source: str) -> list[str | InputError]:
+    """The lines of a file's bytes, split on ``\n`` only and decoded one by one: a line that is not UTF-8 becomes
+    an ``InputError`` in its place, so the lines around it are kept. A leading byte-order mark is dropped."""
+    lines: list[str | InputError] = []
+    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        try:
+            lines.append(raw.removesuffix(b"\r").decode("utf-8"))
+        except UnicodeDecodeError as error:
+            lines.append(InputError(f"not UTF-8 (byte {raw[error.start]:#04x} at column {error.start + 1})",
+                                    path=source, line=number))
+    return lines
+
+
+def _first_bad_string(value: Any, where: str) -> str | None:
+    """The JSON path of the first string (key or value) holding a lone surrogate, which no UTF-8 output can carry."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:  # iterative: a deep document must not exhaust the stack here either
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if not valid_unicode(item):
+                return path or "(the line)"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not valid_unicode(key):
+                    return path or "(a key)"
+                stack.append((child, f"{path}.{key}" if path else key))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+    return None
+
+
+def valid_unicode(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate (``"\\ud800"`` in JSON): it cannot be written as UTF-8."""
     try:
-        record: Any = json.loads(line)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def json_line(line: str, *, source: str, number: int) -> Any:
+    """One JSON value from one line; malformed JSON, nesting too deep for Python and lone surrogates are one
+    ``InputError`` naming the file, the line and (for a surrogate) the field."""
+    try:
+        value = json.loads(line)
     except json.JSONDecodeError as error:
         raise InputError(f"malformed JSON ({error.msg} at column {error.colno})", path=source, line=number) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply to read", path=source, line=number) from None
+    bad = _first_bad_string(value, "")
+    if bad is not None:
+        raise InputError("holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not valid Unicode",
+                         path=source, line=number, field=bad)
+    return value
+
+
+def _parse_line(line: str, number: int, source: str, names: Mapping[str, str], default_type: str) -> Question:
+    record = json_line(line, source=source, number=number)
     if not isinstance(record, dict):
         raise InputError(f"expected a JSON object, got {type(record).__name__}", path=source, line=number)
     text = record.get(names["question"])
@@ -88,12 +148,16 @@ def _parse_line(line: str, number: int, source: str, names: Mapping[str, str], d
 
 def read_questions(path: str | Path, *, fields: Mapping[str, str] | None = None,
                    answer_type: str = "text") -> QuestionFile:
-    """Read a JSONL file of questions; a missing or unreadable file raises ``InputError``."""
+    """Read a JSONL file of questions (``-``: standard input); a missing or unreadable file raises ``InputError``."""
+    if str(path) == "-":
+        return parse_question_lines(split_lines(sys.stdin.buffer.read(), source="<stdin>"), source="<stdin>",
+                                    fields=fields, answer_type=answer_type)
     p = Path(path)
     if not p.is_file():
         raise InputError("no such file", path=str(path))
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read the file: {error}", path=str(path)) from None
-    return parse_question_lines(text.splitlines(), source=str(path), fields=fields, answer_type=answer_type)
+        data = p.read_bytes()
+    except OSError as error:
+        raise InputError(f"cannot read the file: {error.strerror}", path=str(path)) from None
+    return parse_question_lines(split_lines(data, source=str(path)), source=str(path), fields=fields,
+                                answer_type=answer_type)

@@ -15,9 +15,10 @@ from .common import fail_cleanly, parse_fields, parse_price
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT.jsonl", type=click.Path(path_type=Path))
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write one JSON line per question (written atomically at the end).")
+@click.argument("input_path", metavar="INPUT.jsonl", type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
+              help="Where to write one JSON line per question (written atomically at the end; '-': standard "
+                   "output).")
 @click.option("--base-url", envvar="OPENAI_BASE_URL", required=True,
               help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (env OPENAI_BASE_URL).")
 @click.option("--model", required=True, help="Model name at the endpoint.")
@@ -39,6 +40,7 @@ from .common import fail_cleanly, parse_fields, parse_price
 @click.option("--answer-type", default="text", show_default=True,
               type=click.Choice(["number", "date", "latex", "choice", "text"]),
               help="Answer type for lines that do not give one.")
+@click.option("--limit", type=click.IntRange(min=1), help="Answer only the first N usable questions of the file.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--timeout", default=600.0, show_default=True, type=float, help="Seconds per request.")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -51,9 +53,11 @@ from .common import fail_cleanly, parse_fields, parse_price
 def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_env: str, strategy: str,
           budget: float | None, budget_tokens: int | None, budget_usd: float | None, price: str | None,
           concurrency: int, temperature: float, top_p: float | None, max_tokens: int | None, stop: Sequence[str],
-          extra_body: str | None, fields: Sequence[str], answer_type: str, seed: int, timeout: float,
+          extra_body: str | None, fields: Sequence[str], answer_type: str, limit: int | None, seed: int,
+          timeout: float,
           journal_path: Path | None, fresh: bool, prompts_path: Path | None) -> None:
-    """Answer every question of INPUT.jsonl against a live OpenAI-compatible endpoint, under a budget.
+    """Answer every question of INPUT.jsonl ('-': standard input) against a live OpenAI-compatible endpoint,
+    under a budget.
 
     Every sample is journaled as it arrives: re-running the same command resumes without paying twice, and a
     re-run with a larger budget reuses what it has.
@@ -82,10 +86,11 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
             raise ConfigError(f"--extra-body is not valid JSON: {error.msg}") from None
         if not isinstance(body, dict):
             raise ConfigError("--extra-body must be a JSON object")
+    prompts = Prompts.from_file(str(prompts_path)) if prompts_path is not None else None  # checked before any cost
     read = read_questions(input_path, fields=parse_fields(fields), answer_type=answer_type)
     for error in read.errors:
         err.print(f"[red]skipped[/] {error}", highlight=False)
-    questions = read.questions
+    questions = read.questions[:limit] if limit is not None else read.questions
     if not questions:
         raise InputError("no usable question in the file", path=str(input_path))
     if budget is None and budget_tokens is None and budget_usd is None:
@@ -102,7 +107,6 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
                             price_input=price_in, price_output=price_out, timeout=timeout)
     identity = {"base_url": base_url, "model": model, "temperature": temperature, "top_p": top_p,
                 "max_tokens": max_tokens, "stop": list(stop), "extra_body": body}
-    prompts = Prompts.from_file(str(prompts_path)) if prompts_path is not None else None
     config = SolveConfig(parsed_strategy, caps, seed=seed, concurrency=concurrency, backend_identity=identity,
                          max_tokens=max_tokens, price_input=price_in, price_output=price_out, prompts=prompts)
     journal = journal_path or default_journal_path()
@@ -123,7 +127,11 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
         err.print(f"interrupted: every sample that arrived is kept in {journal}; run the same command again to "
                   "resume without paying twice", highlight=False)
         sys.exit(130)
-    write_results(out_path, result)
+    if str(out_path) == "-":
+        for row in result.results:
+            click.echo(json.dumps(row.to_dict(), ensure_ascii=False))
+    else:
+        write_results(out_path, result)
     wall = time.monotonic() - started
     summary = (f"{len(questions)} questions, {result.samples} samples, {result.usage.total_tokens} tokens "
                f"({result.usage.prompt_tokens} prompt, {result.usage.completion_tokens} completion), "
@@ -136,7 +144,8 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
     if result.accuracy is not None:
         summary += f", accuracy {result.accuracy:.4f}"
     err.print(summary, highlight=False)
-    click.echo(f"wrote {out_path}", err=True)
+    if str(out_path) != "-":
+        click.echo(f"wrote {out_path}", err=True)
 
 
 class _SpendProgress:
