@@ -62,10 +62,22 @@ def _upstream_value(upstream: str, answer_type: str) -> str | None:
     return found if found is not None and canonical_key(found, answer_type) is not None else None
 
 
-def _kind(ours: str | None, text: str) -> str:
+KINDS = {
+    "none": "ours none: the text offers alternatives, a list or no answer",
+    "before": "upstream's value stands before ours in the text (a premise: 'X days from Y is Z' -> Y)",
+    "after": "upstream's value stands after ours (an aside or a later alternative: 'Z (but ... Y)' -> Y)",
+    "elsewhere": "upstream's value is not written in the text as such",
+}
+
+
+def _kind(ours: str | None, upstream: str, text: str) -> str:
+    """Which kind of disagreement this is, from where the two values stand in the text."""
     if ours is None:
-        return "ours none"
-    return "different value"
+        return "none"
+    ours_at, theirs_at = text.rfind(ours), text.rfind(upstream)
+    if theirs_at < 0:
+        return "elsewhere"
+    return "before" if theirs_at < ours_at else "after"
 
 
 def measure(path: Path, show: int) -> Agreement | None:
@@ -93,7 +105,7 @@ def measure(path: Path, show: int) -> Agreement | None:
             if answers_match(ours, value, answer_type):
                 tally.agreed += 1
                 continue
-            tally.kinds[_kind(ours, text)] += 1
+            tally.kinds[_kind(ours, value, text)] += 1
             if len(tally.shown) < show:
                 tally.shown.append((str(record["id"]), index, ours, value, text))
     if tally is None or tally.compared == 0 and tally.programs == 0:
@@ -110,21 +122,28 @@ def main() -> None:
     paths = sorted((Path(args.data) / "pools").glob("*.jsonl.gz"))
     if not paths:
         sys.exit(f"no pools in {Path(args.data) / 'pools'}")
-    print("| pool | type | samples | compared | agree | share | ours none | other value | upstream no value "
-          "| programs (not compared) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| pool | type | samples | compared | agree | share | ours none | upstream's before ours "
+          "| upstream's after ours | upstream's not in text | upstream no value | programs (not compared) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for path in paths:
         tally = measure(path, args.show)
         if tally is None:
-            print(f"| {path.name.removesuffix('.jsonl.gz')} | | | no upstream answers recorded | | | | | | |")
+            print(f"| {path.name.removesuffix('.jsonl.gz')} | | | no upstream answers recorded | | | | | | | | |")
             continue
         share = "n/a" if tally.share is None else f"{tally.share:.2%}"
         print(f"| {tally.pool} | {tally.answer_type} | {tally.samples} | {tally.compared} | {tally.agreed} | {share} "
-              f"| {tally.kinds['ours none']} | {tally.kinds['different value']} "
-              f"| {tally.upstream_unclean + tally.no_upstream} | {tally.programs} |", flush=True)
+              f"| {tally.kinds['none']} | {tally.kinds['before']} | {tally.kinds['after']} "
+              f"| {tally.kinds['elsewhere']} | {tally.upstream_unclean + tally.no_upstream} | {tally.programs} |",
+              flush=True)
         for qid, index, ours, value, text in tally.shown:
-            print(f"    {qid}#{index}: ours={ours!r} upstream={value!r}\n      ...{text[-300:]!r}")
+            kind = KINDS[_kind(ours, value, text)]
+            print(f"    {qid}#{index}: ours={ours!r} upstream={value!r} ({kind})\n      ...{text[-300:]!r}")
+
+
+def _legend() -> None:
+    print("\nKinds of disagreement: " + "; ".join(f"{k}: {v}" for k, v in KINDS.items()))
 
 
 if __name__ == "__main__":
     main()
+    _legend()

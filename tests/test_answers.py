@@ -215,6 +215,8 @@ class TestLookalikesOfEvaluationOnlyPools:
         ("So the date is 11/04/1990 in the standard format. In the UK format it would be written 04/11/1990.",
          "11/04/1990"),
         ("It could be 05/01/2011, 05/02/2011, ..., 05/31/2011.", None),
+        ("A: It depends. If it is a leap year, then it is 03/01/2012. If it is not, then it is 03/01/2013.", None),
+        ("If today is 05/05/2015, tomorrow is 05/06/2015. If today is 05/06/2015, tomorrow is 05/07/2015.", None),
         ("Hence one week ago from 06/15/2001 is 06/08/2001.", "06/08/2001"),
     ])
     def test_date_answers_of_chain_of_thought(self, text: str, expected: str | None) -> None:

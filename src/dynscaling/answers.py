@@ -184,6 +184,16 @@ def _drop_premises(found: list[_Found], region: str, answer_type: str) -> list[_
     return kept or found
 
 
+_CONDITION = re.compile(r"\bif\b[^,.;:()\n]*?(?:,|\bthen\b)", re.IGNORECASE)
+
+
+def _conditional_answers(found: list[_Found], region: str, answer_type: str) -> bool:
+    """Whether the region gives different answers under different conditions ("If it is a leap year, then X.
+    If it is not, then Y."): no single answer."""
+    return (len(_CONDITION.findall(region)) >= 2
+            and len({canonical_key(f.value, answer_type) for f in found}) >= 2)
+
+
 def _pick(found: list[_Found], region: str, answer_type: str, *, first: bool) -> str | None:
     """The first (or last) value of ``region``; None when it and its neighbour are different values offered
     together as alternatives or as a list."""
@@ -349,12 +359,16 @@ def extract_answer(text: str | None, answer_type: str) -> str | None:
             region = _plain(candidate)
             found = _drop_premises(find(region), region, answer_type)
             if found:
+                if _conditional_answers(found, region, answer_type):
+                    return None
                 return _pick(found, region, answer_type, first=True)
     line = _final_line(text)
     if program or _CODE_ASSIGNMENT.match(line):
         return None
     line = _plain(line)
     found = _drop_premises(find(line), line, answer_type)
+    if _conditional_answers(found, line, answer_type):
+        return None
     if answer_type == "choice" and len({f.value for f in found}) > 1:
         return None  # "C is right, not B": with no answer phrase, two letters on the last line are no answer
     return _pick(found, line, answer_type, first=False)
