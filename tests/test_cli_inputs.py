@@ -132,3 +132,18 @@ class TestBadPrompts:
         assert stderr.startswith(f"error: {prompts}: field 'question': {named}") and "\n" not in stderr
         assert server.stats.snapshot()["samples"] == 0
         assert not (tmp_path / "out.jsonl").exists()
+
+
+class TestPoolsWithGaps:
+    def test_bench_keeps_a_question_without_samples_and_says_so(self, tmp_path: Path) -> None:
+        sample = {"text": "So the answer is 05/01/2021.", "answer": None}
+        rows = [{"id": str(i), "question": f"Q{i}?", "gold": "05/01/2021", "answer_type": "date",
+                 "samples": [sample] * (0 if i == 1 else 2)} for i in range(3)]
+        path = tmp_path / "gap.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        result = CliRunner().invoke(cli, ["bench", "--pool", str(path), "--strategies", "sc", "--budgets", "2",
+                                          "--seeds", "1", "--json", str(tmp_path / "points.json")])
+        assert result.exit_code == 0, result.output
+        assert f"warning {path}:2: field 'samples': empty list; question '1' is kept" in flat(result.output)
+        (point,) = json.loads((tmp_path / "points.json").read_text())
+        assert point["accuracy_mean"] == pytest.approx(2 / 3)

@@ -80,3 +80,13 @@ class TestTemplatesAreCheckedWhenBuilt:
         with pytest.raises(InputError) as raised:
             Prompts.from_file(str(path))
         assert str(raised.value).startswith(f"{path}: field 'question': unknown placeholder {{nope}}")
+
+    @pytest.mark.parametrize(("content", "message"), [
+        ("[" * 100_000 + "]" * 100_000, "JSON nested too deeply to read"),
+        ('{"system": "hi \\ud800"}', "field 'system': holds a lone surrogate"),
+    ])
+    def test_a_file_that_json_cannot_hold_is_one_error(self, tmp_path: Path, content: str, message: str) -> None:
+        path = tmp_path / "prompts.json"
+        path.write_text(content)
+        with pytest.raises(InputError, match=re.escape(message)):
+            Prompts.from_file(str(path))

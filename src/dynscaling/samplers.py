@@ -106,6 +106,7 @@ class Prompts:
         from dataclasses import fields
 
         from .errors import InputError
+        from .inputs import valid_unicode
 
         try:
             with open(path, encoding="utf-8") as handle:
@@ -114,6 +115,11 @@ class Prompts:
             raise InputError(f"cannot read the file: {error.strerror}", path=path) from None
         except json.JSONDecodeError as error:
             raise InputError(f"malformed JSON ({error.msg})", path=path, line=error.lineno) from None
+        except RecursionError:
+            raise InputError("JSON nested too deeply to read", path=path) from None
+        except UnicodeDecodeError as error:
+            raise InputError(f"not UTF-8 (byte {error.object[error.start]:#04x} at offset {error.start})",
+                             path=path) from None
         if not isinstance(data, dict):
             raise InputError("must be a JSON object of prompt fields", path=path)
         known = {f.name for f in fields(cls)}
@@ -126,6 +132,9 @@ class Prompts:
                     raise InputError("must map answer types to strings", path=path, field=key)
             elif not isinstance(value, str):
                 raise InputError("must be a string", path=path, field=key)
+            texts = list(value.values()) if isinstance(value, dict) else [value]
+            if not all(valid_unicode(t) for t in texts):
+                raise InputError("holds a lone surrogate, which is not valid Unicode", path=path, field=key)
         if "format_hints" in data:
             data["format_hints"] = tuple({**_FORMAT_HINTS, **data["format_hints"]}.items())
         if isinstance(data.get("question"), str):
