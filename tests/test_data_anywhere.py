@@ -141,8 +141,10 @@ class TestHuggingFaceFallback:
     def test_a_bad_hub_row_is_named_like_a_bad_file_line(self, hf: Any, mirror: Path) -> None:
         hf.Dataset.from_list([{"question": "ok?", "answer": "#### 1"}, {"question": "no marker", "answer": "2"}]) \
             .save_to_disk(str(mirror / "openai" / "gsm8k" / "main"))
-        with pytest.raises(InputError, match=r"openai/gsm8k/main: field '\[1\]\.answer': has no '####'"):
+        with pytest.raises(InputError) as raised:
             load_dataset("gsm8k")
+        assert str(raised.value) == (f"{mirror / 'openai' / 'gsm8k' / 'main'}: field '[1].answer': has no '####' "
+                                     "before the final answer")
 
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

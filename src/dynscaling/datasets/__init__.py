@@ -29,7 +29,16 @@ from typing import Any
 from ..errors import ConfigError, InputError
 from ..types import Question
 from ._common import LoadOptions
-from .hf import HF_PREFIX, MIRROR_ENV_VAR, check_limit, check_unique, hf_available, load_hf_dataset, read_hub_records
+from .hf import (
+    HF_PREFIX,
+    MIRROR_ENV_VAR,
+    HubReadError,
+    check_limit,
+    check_unique,
+    hf_available,
+    load_hf_dataset,
+    read_hub_records,
+)
 from .locate import DATA_ENV_VAR, ENV_VAR, Location, benchmark_folders, find_benchmarks_dir, locate
 from .registry import DATASETS, DatasetSpec, HubSource
 
@@ -144,5 +153,5 @@ def _from_the_hub(spec: DatasetSpec, location: Location, options: LoadOptions) -
                 spec.hub.label)
     try:
         return spec.parse(read_hub_records(spec), options), f"{HF_PREFIX}{spec.hub.path}"
-    except InputError as error:
+    except HubReadError as error:
         raise InputError(f"{spec.name} not found on disk ({location.missing_hint()}), and {error}") from error

@@ -20,11 +20,16 @@ from ..types import ANSWER_TYPES, AnswerType, Question
 from ._common import LETTERS, Record, Where, choice_question, number_gold, rows_as_records
 from .registry import DatasetSpec, HubSource
 
-__all__ = ["HF_PREFIX", "MIRROR_ENV_VAR", "hf_available", "load_hf_dataset", "read_hub_records"]
+__all__ = ["HF_PREFIX", "MIRROR_ENV_VAR", "HubReadError", "hf_available", "load_hf_dataset", "read_hub_records"]
 
 HF_PREFIX = "hf:"
 MIRROR_ENV_VAR = "DYNSCALING_HF_MIRROR"
 HF_INSTALL_HINT = "reading Hugging Face datasets needs the 'datasets' package: pip install 'dynscaling[hf]'"
+
+
+class HubReadError(InputError):
+    """A Hugging Face copy could not be read at all (offline, gated, not in the mirror); a bad row is a plain
+    ``InputError`` naming the row and field."""
 
 
 def hf_available() -> bool:
@@ -80,8 +85,8 @@ def _hub_rows(hub: HubSource, config: str | None, datasets: Any) -> tuple[Any, s
     folder = _mirror_folder(hub, config)
     if folder is not None:
         if not folder.is_dir():
-            raise InputError(f"${MIRROR_ENV_VAR} has no copy of {hub.path} (config {config or 'default'}): save "
-                             "it there with datasets' save_to_disk", path=str(folder))
+            raise HubReadError(f"${MIRROR_ENV_VAR} has no copy of {hub.path} (config {config or 'default'}): "
+                               "save it there with datasets' save_to_disk", path=str(folder))
         return _split(datasets.load_from_disk(str(folder)), hub.split, str(folder), datasets), str(folder)
     source = f"hf:{hub.path}" + (f"/{config}" if config else "")
     return datasets.load_dataset(hub.path, config, split=hub.split), source
@@ -104,8 +109,8 @@ def read_hub_records(spec: DatasetSpec) -> Iterator[Record]:
         except (ConfigError, InputError):
             raise
         except Exception as error:  # datasets raises many kinds (offline, gated, not found): one line with the cause
-            raise InputError(f"cannot read {hub.label} from Hugging Face: {type(error).__name__}: "
-                             f"{_first_line(error)}") from error
+            raise HubReadError(f"cannot read {hub.label} from Hugging Face: {type(error).__name__}: "
+                               f"{_first_line(error)}") from error
         for index, where, row in rows_as_records(rows, source):
             if hub.adapt is not None:
                 row = hub.adapt({**row, "__config__": config})
