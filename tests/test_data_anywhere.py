@@ -178,6 +178,18 @@ class TestDatasetsCommand:
         expected = tmp_path / "data" / "benchmarks" / "math500" / "math500_test.json"
         assert f"put math500/math500_test.json at {expected}" in rows["math500"]["where"]
 
+    def test_check_counts_what_each_file_holds_and_names_a_broken_one(self, tmp_path: Path) -> None:
+        write_gsm8k(tmp_path / "b")
+        broken = tmp_path / "b" / "aime24" / "test.jsonl"
+        broken.parent.mkdir()
+        broken.write_text('{"problem": "x", "answer": 3}\n{"problem": "y"\n')
+        result = CliRunner().invoke(cli, ["datasets", "--data-dir", str(tmp_path / "b"), "--check", "--json"])
+        rows = {r["name"]: r for r in map(json.loads, result.output.splitlines())}
+        assert rows["gsm8k"]["questions"] == 2 and "error" not in rows["gsm8k"]
+        assert rows["aime24"]["questions"] is None
+        assert rows["aime24"]["error"].startswith(f"{broken}:2: malformed JSON")
+        assert rows["math500"]["questions"] == 500 and rows["math500"]["found"] != "disk"
+
     def test_without_the_hf_extra_a_missing_one_says_which_file_to_put_where(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(sys.modules, "datasets", None)

@@ -12,9 +12,11 @@ import click
 from .common import fail_cleanly, stdout_console
 
 
-def describe_datasets(data_dir: Path | None) -> tuple[list[dict[str, Any]], tuple[Path, ...]]:
-    """One entry per registered benchmark, and the folders searched."""
-    from ..datasets import DATASETS, benchmark_folders, hf_available, locate
+def describe_datasets(data_dir: Path | None, *, check: bool = False) -> tuple[list[dict[str, Any]], tuple[Path, ...]]:
+    """One entry per registered benchmark, and the folders searched. ``check`` reads every benchmark found on disk
+    and counts its questions (``questions`` is then the count read, ``error`` what went wrong)."""
+    from ..datasets import DATASETS, benchmark_folders, hf_available, load_dataset, locate
+    from ..errors import DynscalingError
 
     folders = benchmark_folders(data_dir)
     hub_ready = hf_available()
@@ -28,8 +30,14 @@ def describe_datasets(data_dir: Path | None) -> tuple[list[dict[str, Any]], tupl
                             f"{location.missing_hint()})"), "hf"
         else:
             where, found = f"not found: {location.missing_hint()}", None
-        described.append({"name": name, "questions": spec.size, "answer_type": spec.answer_type or "per task",
-                          "where": where, "found": found, "description": spec.description})
+        entry: dict[str, Any] = {"name": name, "questions": spec.size, "answer_type": spec.answer_type or "per task",
+                                 "where": where, "found": found, "description": spec.description}
+        if check and found == "disk":
+            try:
+                entry["questions"] = len(load_dataset(name, data_dir=data_dir))
+            except DynscalingError as error:
+                entry["questions"], entry["error"] = None, str(error)
+        described.append(entry)
     return described, folders
 
 
@@ -38,21 +46,26 @@ def describe_datasets(data_dir: Path | None) -> tuple[list[dict[str, Any]], tupl
               help="A benchmarks folder (gsm8k/, math500/, ...) or a data folder holding benchmarks/ (default: "
                    "$DYNSCALING_BENCHMARKS, $DYNSCALING_DATA/benchmarks, ../shared/data/benchmarks, "
                    "~/.dynscaling/data/benchmarks).")
+@click.option("--check", is_flag=True, help="Read every dataset found on disk and count its questions (slower).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per dataset, one per line.")
 @fail_cleanly
-def datasets(data_dir: Path | None, as_json: bool) -> None:
+def datasets(data_dir: Path | None, check: bool, as_json: bool) -> None:
     """List the benchmark datasets: name, questions, answer type, and where each is found or which file to put
-    where. A dataset not on disk is read from Hugging Face when the [hf] extra is installed."""
-    described, folders = describe_datasets(data_dir)
+    where. A dataset not on disk is read from Hugging Face when the [hf] extra is installed. The count is the
+    published size; --check reads each file found and counts what it holds."""
+    described, folders = describe_datasets(data_dir, check=check)
     if as_json:
         for entry in described:
             click.echo(json.dumps(entry))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"datasets (searched: {', '.join(map(str, folders))})", title_justify="left")
     for column in ("dataset", "questions", "answer type", "where"):
         table.add_column(column, justify="right" if column == "questions" else "left", overflow="fold")
     for entry in described:
-        table.add_row(entry["name"], str(entry["questions"]), entry["answer_type"], entry["where"])
+        where = escape(entry["where"]) + (f": [red]{escape(entry['error'])}[/]" if "error" in entry else "")
+        count = "?" if entry["questions"] is None else str(entry["questions"])
+        table.add_row(escape(entry["name"]), count, entry["answer_type"], where)
     stdout_console().print(table)
