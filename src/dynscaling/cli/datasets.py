@@ -61,7 +61,7 @@ def datasets(data_dir: Path | None, check: bool, as_json: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"datasets (searched: {', '.join(map(str, folders))})", title_justify="left")
+    table = Table(title=escape(f"datasets (searched: {', '.join(map(str, folders))})"), title_justify="left")
     for column in ("dataset", "questions", "answer type", "where"):
         table.add_column(column, justify="right" if column == "questions" else "left", overflow="fold")
     for entry in described:

@@ -56,6 +56,7 @@ def strategies(as_json: bool) -> None:
         for entry in described:
             click.echo(json.dumps(entry))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="strategies (parameters go after a colon: name:key=value,...)", title_justify="left")
@@ -65,6 +66,6 @@ def strategies(as_json: bool) -> None:
         summary = entry["summary"]
         if entry["live_only"] and "live" not in summary:
             summary += " (live models only)"
-        table.add_row(entry["name"], "\n".join(_parameter_text(p) for p in entry["parameters"]) or "(none)",
-                      summary)
+        table.add_row(escape(entry["name"]),
+                      escape("\n".join(_parameter_text(p) for p in entry["parameters"])) or "(none)", escape(summary))
     stdout_console().print(table)
