@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from .answers import AnswerClusterer, extract_answer
 from .errors import InputError
-from .inputs import json_line
+from .jsonlines import json_line
 from .types import ANSWER_TYPES, Question, Usage
 
 __all__ = ["Pool", "PoolQuestion", "bundled_pools", "load_pool"]

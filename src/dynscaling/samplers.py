@@ -106,7 +106,7 @@ class Prompts:
         from dataclasses import fields
 
         from .errors import InputError
-        from .inputs import valid_unicode
+        from .jsonlines import valid_unicode
 
         try:
             with open(path, encoding="utf-8") as handle:

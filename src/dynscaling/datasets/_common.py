@@ -14,7 +14,7 @@ from typing import Any
 
 from ..answers import canonical_key
 from ..errors import InputError
-from ..inputs import json_line
+from ..jsonlines import json_line
 from ..types import Question
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
