@@ -189,7 +189,7 @@ class TestGpqa:
 
     def test_a_wrong_password_is_an_input_error_naming_the_zip(self, benchmarks: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr("dynscaling.datasets._GPQA_PASSWORD", b"wrong")
+        monkeypatch.setattr("dynscaling.datasets.choice.GPQA_PASSWORD", b"wrong")
         with pytest.raises(InputError, match=r"gpqa_diamond\.zip: cannot read the zip"):
             load_dataset("gpqa_diamond", data_dir=benchmarks)
 
@@ -315,18 +315,27 @@ class TestFindingTheData:
         (tmp_path / "shared" / "data" / "benchmarks").mkdir(parents=True)
         (tmp_path / "project").mkdir()
         monkeypatch.delenv(ENV_VAR, raising=False)
+        monkeypatch.delenv("DYNSCALING_DATA", raising=False)
         monkeypatch.chdir(tmp_path / "project")
         assert find_benchmarks_dir() == (tmp_path / "shared" / "data" / "benchmarks").resolve()
 
-    def test_with_no_data_the_error_says_how_to_point_at_it(self, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.delenv(ENV_VAR, raising=False)
+    def test_with_no_data_and_no_hf_extra_the_error_says_which_file_to_put_where(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name in (ENV_VAR, "DYNSCALING_DATA"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("DYNSCALING_HOME", str(tmp_path / "home"))
+        monkeypatch.setitem(__import__("sys").modules, "datasets", None)
         monkeypatch.chdir(tmp_path)
-        with pytest.raises(InputError, match=rf"pass data_dir=\.\.\. or set {ENV_VAR}=/path/to/benchmarks"):
+        expected = tmp_path / "home" / "data" / "benchmarks" / "gsm8k" / "test.jsonl"
+        with pytest.raises(InputError) as raised:
             load_dataset("gsm8k")
+        assert str(raised.value) == (f"gsm8k not found: put gsm8k/test.jsonl at {expected} (or pip install "
+                                     "'dynscaling[hf]' to read openai/gsm8k (test, config main) from Hugging Face)")
 
-    def test_a_missing_file_is_named(self, tmp_path: Path) -> None:
-        with pytest.raises(InputError, match=r"gsm8k/test\.jsonl: no such file"):
+    def test_a_missing_file_is_named_with_where_it_goes(self, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setitem(__import__("sys").modules, "datasets", None)
+        with pytest.raises(InputError, match=rf"put gsm8k/test\.jsonl at {tmp_path}/gsm8k/test\.jsonl"):
             load_dataset("gsm8k", data_dir=tmp_path)
 
 

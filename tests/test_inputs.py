@@ -65,3 +65,50 @@ class TestBadLines:
     def test_a_missing_file_is_one_clear_error(self, tmp_path: Path) -> None:
         with pytest.raises(InputError, match="nope.jsonl: no such file"):
             read_questions(tmp_path / "nope.jsonl")
+
+
+class TestNothingIsDroppedSilently:
+    def test_a_line_separator_inside_a_question_keeps_it_one_line(self, tmp_path: Path) -> None:
+        text = "First part\u2028second part\u2029third\x0cfourth\x85fifth?"
+        path = write_lines(tmp_path / "in.jsonl", [json.dumps({"id": "a", "question": text}, ensure_ascii=False),
+                                                   '{"id": "b", "question": "next?"}'])
+        read = read_questions(path)
+        assert read.errors == []
+        assert [(q.id, q.text) for q in read.questions] == [("a", text), ("b", "next?")]
+
+    def test_a_byte_order_mark_does_not_cost_the_first_question(self, tmp_path: Path) -> None:
+        path = tmp_path / "bom.jsonl"
+        path.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a", "question": "one?"}\r\n{"id": "b", "question": "two?"}\r\n')
+        read = read_questions(path)
+        assert read.errors == [] and [q.id for q in read.questions] == ["a", "b"]
+
+    def test_a_line_of_bad_bytes_loses_only_itself(self, tmp_path: Path) -> None:
+        path = tmp_path / "bytes.jsonl"
+        path.write_bytes(b'{"id": "a", "question": "one?"}\n{"id": "b", "question": "t\xffo?"}\n'
+                         b'{"id": "c", "question": "three?"}\n')
+        read = read_questions(path)
+        assert [q.id for q in read.questions] == ["a", "c"]
+        assert [str(e) for e in read.errors] == [f"{path}:2: not UTF-8 (byte 0xff at column 27)"]
+
+    def test_deep_nesting_is_one_error_for_its_line(self, tmp_path: Path) -> None:
+        deep = '{"question": ' + "[" * 200_000 + "]" * 200_000 + "}"
+        path = write_lines(tmp_path / "deep.jsonl", ['{"id": "a", "question": "one?"}', deep])
+        read = read_questions(path)
+        assert [q.id for q in read.questions] == ["a"]
+        assert [str(e) for e in read.errors] == [f"{path}:2: JSON nested too deeply to read"]
+
+    @pytest.mark.parametrize(("line", "field"), [
+        ('{"id": "a", "question": "what is \\ud800?"}', "question"),
+        ('{"id": "a", "question": "ok?", "gold": "\\udfff"}', "gold"),
+        ('{"id": "a", "question": "ok?", "meta": {"note": ["x", "\\ud83d"]}}', "meta.note[1]"),
+    ])
+    def test_a_lone_surrogate_names_its_field(self, tmp_path: Path, line: str, field: str) -> None:
+        path = write_lines(tmp_path / "s.jsonl", [line, '{"id": "b", "question": "fine?"}'])
+        read = read_questions(path)
+        assert [q.id for q in read.questions] == ["b"]
+        (error,) = read.errors
+        assert (error.line, error.field) == (1, field) and "lone surrogate" in str(error)
+
+    def test_a_surrogate_pair_is_a_character_not_an_error(self, tmp_path: Path) -> None:
+        path = write_lines(tmp_path / "pair.jsonl", ['{"id": "a", "question": "smile \\ud83d\\ude00?"}'])
+        assert read_questions(path).questions[0].text == "smile \U0001F600?"

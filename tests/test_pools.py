@@ -183,11 +183,53 @@ class TestBadInput:
         error = load_error(path)
         assert str(error).startswith(f"{path}: cannot read the file")
 
-    @pytest.mark.parametrize("samples", ["18", {"text": "x"}, [], None])
-    def test_samples_that_are_not_a_non_empty_list_are_refused(self, tmp_path: Path, samples: object) -> None:
+    @pytest.mark.parametrize("samples", ["18", {"text": "x"}, None])
+    def test_samples_that_are_not_a_list_are_refused(self, tmp_path: Path, samples: object) -> None:
         path = write_records(tmp_path / "samples.jsonl", [record(samples=samples)])
         error = load_error(path)
-        assert str(error) == f"{path}:1: field 'samples': must be a non-empty list"
+        assert str(error) == f"{path}:1: field 'samples': must be a list of samples"
+
+    def test_a_pool_where_no_question_has_a_sample_is_refused(self, tmp_path: Path) -> None:
+        path = write_records(tmp_path / "empty.jsonl", [record(samples=[])])
+        assert str(load_error(path)) == f"{path}: field 'samples': no question has any recorded sample"
+
+    def test_deep_nesting_is_one_line_naming_file_and_line(self, tmp_path: Path) -> None:
+        path = write_lines(tmp_path / "deep.jsonl", [json.dumps(record()), "[" * 200_000 + "]" * 200_000])
+        assert str(load_error(path)) == f"{path}:2: JSON nested too deeply to read"
+
+    def test_a_lone_surrogate_is_named_by_its_field(self, tmp_path: Path) -> None:
+        path = write_lines(tmp_path / "surrogate.jsonl", [json.dumps(record(question="What is \ud800?"))])
+        error = load_error(path)
+        assert (error.line, error.field) == (1, "question") and "lone surrogate" in str(error)
+
+
+class TestNothingIsDroppedSilently:
+    def test_a_question_with_no_samples_loads_with_a_warning_and_counts_as_unanswered(
+            self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        one = [{"text": "The answer is 18.", "answer": "18"}]
+        path = write_records(tmp_path / "gap.jsonl", [record("1", samples=one), record("2", samples=[]),
+                                                      record("3", samples=one)])
+        with caplog.at_level("WARNING", logger="dynscaling.pools"):
+            pool = load_pool(path)
+        expected = f"{path}:2: field 'samples': empty list; question '2' is kept and counts as unanswered"
+        assert pool.warnings == (expected,) and expected in caplog.messages
+        assert [len(e.classes) for e in pool.entries] == [1, 0, 1]
+        result = replay(pool, "sc", Budget(samples=6))
+        by_id = {r.question_id: r for r in result.results}
+        assert by_id["2"].answer is None and by_id["2"].samples == 0
+        assert by_id["1"].answer == "18" and result.accuracy == pytest.approx(2 / 3)
+
+    def test_a_byte_order_mark_is_no_part_of_the_first_question(self, tmp_path: Path) -> None:
+        path = tmp_path / "bom.jsonl"
+        path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(record("1")) + "\n" + json.dumps(record("2"))).encode())
+        assert [e.question.id for e in load_pool(path).entries] == ["1", "2"]
+
+    def test_a_question_with_a_line_separator_is_one_question(self, tmp_path: Path) -> None:
+        path = write_records(tmp_path / "u2028.jsonl", [record("1", question="Line one\u2028line two?"), record("2")],
+                             gz=True)
+        pool = load_pool(path)
+        assert [e.question.text for e in pool.entries][0] == "Line one\u2028line two?"
+        assert len(pool.entries) == 2
 
     def test_a_sample_that_is_not_an_object_is_named_by_its_index(self, tmp_path: Path) -> None:
         path = write_records(tmp_path / "sample.jsonl", [record(samples=[{"text": "a", "answer": "1"}, "oops"])])

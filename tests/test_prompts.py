@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -52,4 +53,40 @@ class TestFromFile:
         path = tmp_path / "p.json"
         path.write_text(content)
         with pytest.raises(InputError, match=message):
+            Prompts.from_file(str(path))
+
+
+class TestTemplatesAreCheckedWhenBuilt:
+    @pytest.mark.parametrize(("template", "message"), [
+        ("Q: {nope}", "unknown placeholder {nope}"),
+        ("Q: {question} and {", "a lone brace"),
+        ("Q: {question} }", "a lone brace"),
+        ("Q: {0}", "unknown placeholder {0}"),
+        ("Q: {question.upper}", "unknown placeholder {question.upper}"),
+    ])
+    def test_a_bad_question_template_is_refused_naming_the_placeholder(self, template: str, message: str) -> None:
+        from dynscaling import ConfigError
+
+        with pytest.raises(ConfigError, match="Prompts.question: " + re.escape(message)):
+            Prompts(question=template)
+
+    def test_literal_braces_are_fine(self) -> None:
+        prompts = Prompts(question="Return JSON like {{\"a\": 1}}: {question}")
+        assert prompts.user_question(Question("a", "2+2?", "number")) == 'Return JSON like {"a": 1}: 2+2?'
+
+    def test_a_file_with_a_bad_template_names_the_file_and_field(self, tmp_path: Path) -> None:
+        path = tmp_path / "prompts.json"
+        path.write_text(json.dumps({"question": "{nope} {question}"}))
+        with pytest.raises(InputError) as raised:
+            Prompts.from_file(str(path))
+        assert str(raised.value).startswith(f"{path}: field 'question': unknown placeholder {{nope}}")
+
+    @pytest.mark.parametrize(("content", "message"), [
+        ("[" * 100_000 + "]" * 100_000, "JSON nested too deeply to read"),
+        ('{"system": "hi \\ud800"}', "field 'system': holds a lone surrogate"),
+    ])
+    def test_a_file_that_json_cannot_hold_is_one_error(self, tmp_path: Path, content: str, message: str) -> None:
+        path = tmp_path / "prompts.json"
+        path.write_text(content)
+        with pytest.raises(InputError, match=re.escape(message)):
             Prompts.from_file(str(path))

@@ -5,12 +5,16 @@ Three steps, kept apart so each can be tested on real cases (``tests/cases/``):
 1. ``extract_answer(text, answer_type)``: find the final answer in a model's output. Reasoning inside
    ``<think>…</think>`` is dropped first (an unclosed ``<think>`` means the answer never came). Then, in order:
    the last balanced ``\\boxed{…}``; the last "the answer is …" / "Final answer: …" / "Answer: …" / "A: …" /
-   "ans = …" phrase (the first value of the type after it, on its line); finally the last value of the type on
-   the final line of the text (trailing notes and lines of bare LaTeX delimiters skipped). The fallback stops at
+   "ans = …" phrase, even one later on the line of another (the first value of the type after it, on its
+   line); finally the last value of the type on the final line of the text (trailing notes and lines of bare
+   LaTeX delimiters skipped). The fallback stops at
    the final line on purpose: on real outputs a final line without a value is a refusal or a hedge ("we cannot
    determine the date") or a program, and the last value higher up is then an intermediate result, not an
    answer. Two different values offered as alternatives or as a list ("either 03/04/2019 or 03/05/2019",
-   "12 apples and 7 pears") are no single answer: None.
+   "12 apples and 7 pears", "02/01/2010, 02/02/2010, ..., 02/28/2010") or under different conditions ("If it is a
+   leap year, then X. If not, then Y.") are no single answer: None. Values in a premise ("(if today is X)",
+   "if today is X, then ...") are not the answer, and of one date written both ways the one labelled UK /
+   day-first is dropped. Programs (``is_program``) hold no answer until run, which never happens here.
 2. ``canonical_key(answer, answer_type)``: a string such that equal keys mean equal answers: ``18.0``, ``18``,
    ``$18``, ``18.00`` all give ``18``; ``1,000`` gives ``1000``; ``0.5`` and ``1/2`` give ``1/2``; ``5/1/2021``
    gives ``05/01/2021``; ``(B)`` gives ``B``. The whole answer must be one clean value: otherwise None, and the
@@ -38,6 +42,7 @@ __all__ = [
     "answers_match",
     "canonical_key",
     "extract_answer",
+    "is_program",
     "strip_thinking",
 ]
 
@@ -141,6 +146,56 @@ _ALTERNATIVE_GAP = re.compile(
     re.IGNORECASE)
 # "02/29/2024 (or 02/28/2024 in a common year)": an aside after the answer, which stands.
 _ASIDE_GAP = re.compile(r"[ \t]*\([ \t]*or[ \t]+", re.IGNORECASE)
+# "could be 02/01/2010, 02/02/2010, ..., 02/28/2010": an elided list is no single answer either.
+_ELLIPSIS_GAP = re.compile(r"[ \t]*,?[ \t]*(?:\.\.\.|\u2026)[ \t]*,?[ \t]*")
+# "(if today is 12/31/1929)", "(assuming the current date is 12/30/2014)": a premise, not the answer.
+# So is the condition of "if today is 12/22/2014, then ... 12/12/2014", up to its comma or "then".
+_PREMISE = re.compile(r"\(\s*(?:if|assuming|assume|when|given|since|based on)\b[^()\n]*\)"
+                      r"|\b(?:if|assuming|suppose)\b[^,.;:()\n]*?(?:,|\bthen\b)", re.IGNORECASE)
+# A date labelled day-first ("02/01/1987 in UK format"): our dates are MM/DD/YYYY, so it is not the answer
+# when the same text also gives the date month-first ("01/02/1987 in US format").
+_DAY_FIRST = re.compile(r"\b(?:U\.?K\.?|British|European|day[- ]first|DD/MM(?:/YYYY)?)(?![\w/])", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?;](?:\s|$)|\n")
+
+
+def _day_first(found: list[_Found], index: int, region: str) -> bool:
+    """Whether the date ``found[index]`` is labelled day-first: by the words after it (up to the next date or the
+    end of the sentence), or, when those say nothing of a format, by the words before it in its sentence."""
+    date = found[index]
+    right_end = found[index + 1].start if index + 1 < len(found) else len(region)
+    after = region[date.end:right_end]
+    stop = _SENTENCE_END.search(after)
+    after = after[:stop.start()] if stop else after
+    if _DAY_FIRST.search(after):
+        return True
+    if re.search(r"\b(?:US|U\.S\.|American|standard|month[- ]first|MM/DD)", after, re.IGNORECASE):
+        return False
+    left_start = found[index - 1].end if index > 0 else 0
+    before = region[left_start:date.start]
+    ends = list(_SENTENCE_END.finditer(before))
+    before = before[ends[-1].end():] if ends else before
+    return bool(_DAY_FIRST.search(before))
+
+
+def _drop_premises(found: list[_Found], region: str, answer_type: str) -> list[_Found]:
+    """The values that can be the answer: those inside a conditional aside ("(if today is ...)") and, for dates,
+    those labelled day-first are dropped, as long as some other value remains."""
+    premises = [(m.start(), m.end()) for m in _PREMISE.finditer(region)]
+    kept = [f for f in found if not any(start <= f.start < end for start, end in premises)]
+    if answer_type == "date" and len(kept) > 1:
+        month_first = [f for i, f in enumerate(kept) if not _day_first(kept, i, region)]
+        kept = month_first or kept
+    return kept or found
+
+
+_CONDITION = re.compile(r"\bif\b[^,.;:()\n]*?(?:,|\bthen\b)", re.IGNORECASE)
+
+
+def _conditional_answers(found: list[_Found], region: str, answer_type: str) -> bool:
+    """Whether the region gives different answers under different conditions ("If it is a leap year, then X.
+    If it is not, then Y."): no single answer."""
+    return (len(_CONDITION.findall(region)) >= 2
+            and len({canonical_key(f.value, answer_type) for f in found}) >= 2)
 
 
 def _pick(found: list[_Found], region: str, answer_type: str, *, first: bool) -> str | None:
@@ -156,7 +211,7 @@ def _pick(found: list[_Found], region: str, answer_type: str, *, first: bool) ->
         if canonical_key(chosen.value, answer_type) != canonical_key(neighbour.value, answer_type):
             if _ASIDE_GAP.fullmatch(gap):
                 return left.value
-            if _ALTERNATIVE_GAP.fullmatch(gap):
+            if _ALTERNATIVE_GAP.fullmatch(gap) or _ELLIPSIS_GAP.fullmatch(gap):
                 return None
     return chosen.value
 
@@ -171,7 +226,7 @@ _ANSWER_PHRASE = re.compile(
     r"|\bfinal\s+answer\b(?:\s+is\b)?"
     r"|\n[ \t>#*_]*(?:answer|a)\b[ \t*_]*:"
     r"|\b(?P<ans>ans)[ \t]*=(?=[ \t]*-?\$?[ \t]?\.?\d))"                 # "ans = 18" closing a GSM8K answer
-    r"[ \t*_]*:?[ \t*_]*\s*(?P<span>[^\n]*)",
+    r"[ \t*_]*:?[ \t*_]*\s*(?=(?P<span>[^\n]*))",  # a lookahead: a later phrase on the line is found too
     re.IGNORECASE)
 # Lines that only a program has. A program-of-thought output holds no answer until it is run (never here): its
 # "ans = 0" and its last numbers are not answers.
@@ -179,8 +234,16 @@ _ANSWER_PHRASE = re.compile(
 _PROGRAM_LINE = re.compile(
     r"^[ \t]*(?:def |import |from [\w.]+ import |return\b|print\(|#[ \t]*[Pp]ython\b"
     r"|[A-Za-z][A-Za-z0-9]+_\w*[A-Za-z]{2}\w*[ \t]*(?:[-+*/%]|//|\*\*)?=(?!=)"
-    r"|[A-Za-z_]\w*[ \t]*(?:[-+*/%]|//|\*\*)=)",
+    r"|[A-Za-z_]\w*[ \t]*(?:[-+*/%]|//|\*\*)=)"
+    # "ans = today.strftime('%m/%d/%Y')", "today = date(2021, 5, 1)": assigning a method call or a call of two
+    # or more arguments
+    r"|[A-Za-z_]\w*[ \t]*=[ \t]*(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*\(|[A-Za-z_]\w*[ \t]*=[ \t]*[A-Za-z_]\w*\([^()\n]*,",
     re.MULTILINE)
+# "from datetime import date, timedelta", "import math" or "# Python code" on a line of its own: no prose
+# looks like that.
+_IMPORT_LINE = re.compile(r"^[ \t]*(?:#[ \t]*python code\b.*|from[ \t]+[\w.]+[ \t]+import[ \t]+[\w., *()]+"
+                          r"|import[ \t]+[\w.]+(?:[ \t]+as[ \t]+\w+)?(?:[ \t]*,[ \t]*[\w.]+)*)[ \t]*$",
+                          re.MULTILINE | re.IGNORECASE)
 # "ans = coins - 55": an assignment computing from variables is code, and its numbers are operands.
 _CODE_ASSIGNMENT = re.compile(
     r"^\s*[A-Za-z_]\w*\s*=(?!=)[^=\n]*?(?:\b[a-z_][a-z0-9_]+\s*[-+*/%]|[-+*/%]\s*[a-z_][a-z0-9_]+\b)")
@@ -222,7 +285,11 @@ def _last_boxed(text: str) -> str | None:
     return None
 
 
-def _is_program(text: str) -> bool:
+def is_program(text: str) -> bool:
+    """Whether ``text`` is a program (two program-only lines): its numbers are operands, its answer is what it
+    would print, and code is never run here."""
+    if _IMPORT_LINE.search(text):
+        return True
     found = _PROGRAM_LINE.finditer(text)
     return next(found, None) is not None and next(found, None) is not None
 
@@ -277,7 +344,7 @@ def extract_answer(text: str | None, answer_type: str) -> str | None:
     if not text.strip():
         return None
     boxed = _last_boxed(text)
-    program = _is_program(text)
+    program = is_program(text)
     span = _answer_span(text, program=program)
     if answer_type == "text":
         candidate = boxed if boxed else span
@@ -294,14 +361,18 @@ def extract_answer(text: str | None, answer_type: str) -> str | None:
     for candidate in (boxed, span):
         if candidate:
             region = _plain(candidate)
-            found = find(region)
+            found = _drop_premises(find(region), region, answer_type)
             if found:
+                if _conditional_answers(found, region, answer_type):
+                    return None
                 return _pick(found, region, answer_type, first=True)
     line = _final_line(text)
     if program or _CODE_ASSIGNMENT.match(line):
         return None
     line = _plain(line)
-    found = find(line)
+    found = _drop_premises(find(line), line, answer_type)
+    if _conditional_answers(found, line, answer_type):
+        return None
     if answer_type == "choice" and len({f.value for f in found}) > 1:
         return None  # "C is right, not B": with no answer phrase, two letters on the last line are no answer
     return _pick(found, line, answer_type, first=False)

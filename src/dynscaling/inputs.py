@@ -4,17 +4,20 @@ One question per line: ``{"id": ..., "question": ..., "answer_type": ..., "gold"
 required (``id`` defaults to the line number; ``answer_type`` to the command's default; ``gold``, when given,
 lets the output say whether each answer is correct). Other names can be mapped, e.g. ``question=problem``.
 A bad line is reported with its file, line and field and skipped; the others are still answered.
+
+Lines are split on ``\n`` only (a question may hold U+2028 or a form feed; ``\r\n`` endings are fine), a UTF-8
+byte-order mark is ignored, and each line is decoded on its own, so one line of bad bytes loses only itself.
 """
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import InputError
+from .jsonlines import json_line, split_lines
 from .types import ANSWER_TYPES, Question
 
 __all__ = ["QuestionFile", "parse_question_lines", "read_questions"]
@@ -30,10 +33,10 @@ class QuestionFile:
     errors: list[InputError] = field(default_factory=list)
 
 
-def parse_question_lines(lines: Iterable[str], *, source: str, fields: Mapping[str, str] | None = None,
+def parse_question_lines(lines: Iterable[str | InputError], *, source: str, fields: Mapping[str, str] | None = None,
                          answer_type: str = "text") -> QuestionFile:
     """Parse JSON lines into questions. ``fields`` maps our names (id, question, answer_type, gold) to the
-    file's names."""
+    file's names. An ``InputError`` in place of a line (see ``split_lines``) is reported as that line's error."""
     names = {name: name for name in FIELDS}
     for ours, theirs in (fields or {}).items():
         if ours not in FIELDS:
@@ -45,6 +48,9 @@ def parse_question_lines(lines: Iterable[str], *, source: str, fields: Mapping[s
     errors: list[InputError] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
+        if isinstance(line, InputError):
+            errors.append(line)
+            continue
         if not line.strip():
             continue
         try:
@@ -61,10 +67,7 @@ def parse_question_lines(lines: Iterable[str], *, source: str, fields: Mapping[s
 
 
 def _parse_line(line: str, number: int, source: str, names: Mapping[str, str], default_type: str) -> Question:
-    try:
-        record: Any = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise InputError(f"malformed JSON ({error.msg} at column {error.colno})", path=source, line=number) from None
+    record = json_line(line, source=source, number=number)
     if not isinstance(record, dict):
         raise InputError(f"expected a JSON object, got {type(record).__name__}", path=source, line=number)
     text = record.get(names["question"])
@@ -88,12 +91,16 @@ def _parse_line(line: str, number: int, source: str, names: Mapping[str, str], d
 
 def read_questions(path: str | Path, *, fields: Mapping[str, str] | None = None,
                    answer_type: str = "text") -> QuestionFile:
-    """Read a JSONL file of questions; a missing or unreadable file raises ``InputError``."""
+    """Read a JSONL file of questions (``-``: standard input); a missing or unreadable file raises ``InputError``."""
+    if str(path) == "-":
+        return parse_question_lines(split_lines(sys.stdin.buffer.read(), source="<stdin>"), source="<stdin>",
+                                    fields=fields, answer_type=answer_type)
     p = Path(path)
     if not p.is_file():
         raise InputError("no such file", path=str(path))
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read the file: {error}", path=str(path)) from None
-    return parse_question_lines(text.splitlines(), source=str(path), fields=fields, answer_type=answer_type)
+        data = p.read_bytes()
+    except OSError as error:
+        raise InputError(f"cannot read the file: {error.strerror}", path=str(path)) from None
+    return parse_question_lines(split_lines(data, source=str(path)), source=str(path), fields=fields,
+                                answer_type=answer_type)

@@ -5,6 +5,9 @@ One question per line::
     {"id": "17", "question": "...", "gold": "05/01/2021", "answer_type": "date",
      "samples": [{"text": "full output or null", "answer": "extracted upstream or null"}], "meta": {}}
 
+A question recorded with an empty ``samples`` list is kept with a warning naming its file and line (``Pool.warnings``,
+also logged): it counts as a question of the batch that no strategy can answer.
+
 Loading extracts every sample's answer once and assigns it to a vote class, so replaying costs no parsing.
 Two ways to read the recorded answers (``answers=``):
 
@@ -18,7 +21,7 @@ Two ways to read the recorded answers (``answers=``):
 from __future__ import annotations
 
 import gzip
-import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -27,9 +30,12 @@ from typing import Any, Literal
 
 from .answers import AnswerClusterer, extract_answer
 from .errors import InputError
+from .jsonlines import json_line
 from .types import ANSWER_TYPES, Question, Usage
 
 __all__ = ["Pool", "PoolQuestion", "bundled_pools", "load_pool"]
+
+logger = logging.getLogger("dynscaling.pools")
 
 AnswerSource = Literal["extract", "upstream"]
 
@@ -61,6 +67,8 @@ class Pool:
     path: str
     entries: tuple[PoolQuestion, ...]
     answer_source: AnswerSource = "extract"
+    #: one line per question that was loaded with a caveat (no samples recorded), naming its file and line
+    warnings: tuple[str, ...] = ()
 
     @property
     def questions(self) -> list[Question]:
@@ -80,7 +88,7 @@ def _open_lines(path: Path) -> Iterator[tuple[int, str]]:
         gzipped = raw.read(2) == b"\x1f\x8b"
     opener: Any = gzip.open if gzipped else open
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
+        with opener(path, "rt", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is no data
             yield from enumerate(handle, start=1)
     except (OSError, EOFError, UnicodeDecodeError) as error:
         raise InputError(f"cannot read the file: {error}", path=str(path)) from None
@@ -115,8 +123,8 @@ def _parse_entry(record: Any, path: str, line: int, answer_source: AnswerSource)
     if gold is None:
         raise InputError("must not be null in a replay pool", path=path, line=line, field="gold")
     samples = record["samples"]
-    if not isinstance(samples, list) or not samples:
-        raise InputError("must be a non-empty list", path=path, line=line, field="samples")
+    if not isinstance(samples, list):
+        raise InputError("must be a list of samples", path=path, line=line, field="samples")
     question = Question(id=str(record["id"]), text=record["question"], answer_type=answer_type, gold=gold,
                         meta=record.get("meta") or {})
     clusterer = AnswerClusterer(answer_type, verbatim_unparsed=answer_source == "upstream")
@@ -165,16 +173,17 @@ def load_pool(path: str | Path, *, answers: AnswerSource = "extract", name: str 
     if p.is_dir():
         raise InputError("is a directory, not a pool file", path=shown)
     entries: list[PoolQuestion] = []
+    warnings: list[str] = []
     seen: dict[str, int] = {}
     for line_number, line in _open_lines(p):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"malformed JSON ({error.msg} at column {error.colno})", path=shown,
-                             line=line_number) from None
-        entry = _parse_entry(record, shown, line_number, answers)
+        entry = _parse_entry(json_line(line, source=shown, number=line_number), shown, line_number, answers)
+        if not entry.classes:
+            warning = (f"{shown}:{line_number}: field 'samples': empty list; question {entry.question.id!r} is kept "
+                       "and counts as unanswered")
+            logger.warning("%s", warning)
+            warnings.append(warning)
         if entry.question.id in seen:
             raise InputError(f"duplicate id {entry.question.id!r} (first on line {seen[entry.question.id]})",
                              path=shown, line=line_number, field="id")
@@ -185,7 +194,9 @@ def load_pool(path: str | Path, *, answers: AnswerSource = "extract", name: str 
     stem = p.name
     for suffix in (".gz", ".jsonl", ".json"):
         stem = stem.removesuffix(suffix)
-    return Pool(name or stem, shown, tuple(entries), answers)
+    if all(not e.classes for e in entries):
+        raise InputError("no question has any recorded sample", path=shown, field="samples")
+    return Pool(name or stem, shown, tuple(entries), answers, tuple(warnings))
 
 
 def bundled_pools() -> list[Path]:

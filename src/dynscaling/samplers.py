@@ -44,6 +44,26 @@ _FORMAT_HINTS = {
 }
 
 
+_QUESTION_PLACEHOLDERS = ("question", "format_hint")
+
+
+def _template_problem(template: str, allowed: Sequence[str]) -> str | None:
+    """What is wrong with a ``str.format`` template (a lone brace, an unknown or positional placeholder), or None."""
+    import string
+
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:  # "Single '{' encountered in format string", "expected '}' before end of string"
+        return f"a lone brace ({error}); write {{{{ and }}}} for literal braces"
+    expected = ", ".join("{" + a + "}" for a in allowed)
+    for name in names:
+        if name not in allowed:  # "{question.upper}" or "{0}" would fail only when the first question is asked
+            shown = "{" + name + "}" if name else "{}"
+            return (f"unknown placeholder {shown}; the template may use {expected} (write {{{{ and }}}} for "
+                    "literal braces)")
+    return None
+
+
 @lru_cache(maxsize=64)
 def _hint(format_hints: tuple[tuple[str, str], ...], answer_type: str) -> str:
     return dict(format_hints).get(answer_type, "")
@@ -74,6 +94,11 @@ class Prompts:
         "Review your previous solution above for mistakes. Then write a complete, corrected solution and end with "
         "your final answer in the same format as before.")
 
+    def __post_init__(self) -> None:
+        problem = _template_problem(self.question, _QUESTION_PLACEHOLDERS)
+        if problem:
+            raise ConfigError(f"Prompts.question: {problem}")
+
     @classmethod
     def from_file(cls, path: str) -> Prompts:
         """Prompts from a JSON object whose keys are this class's fields (any subset; the rest keep defaults)."""
@@ -81,6 +106,7 @@ class Prompts:
         from dataclasses import fields
 
         from .errors import InputError
+        from .jsonlines import valid_unicode
 
         try:
             with open(path, encoding="utf-8") as handle:
@@ -89,6 +115,11 @@ class Prompts:
             raise InputError(f"cannot read the file: {error.strerror}", path=path) from None
         except json.JSONDecodeError as error:
             raise InputError(f"malformed JSON ({error.msg})", path=path, line=error.lineno) from None
+        except RecursionError:
+            raise InputError("JSON nested too deeply to read", path=path) from None
+        except UnicodeDecodeError as error:
+            raise InputError(f"not UTF-8 (byte {error.object[error.start]:#04x} at offset {error.start})",
+                             path=path) from None
         if not isinstance(data, dict):
             raise InputError("must be a JSON object of prompt fields", path=path)
         known = {f.name for f in fields(cls)}
@@ -101,8 +132,15 @@ class Prompts:
                     raise InputError("must map answer types to strings", path=path, field=key)
             elif not isinstance(value, str):
                 raise InputError("must be a string", path=path, field=key)
+            texts = list(value.values()) if isinstance(value, dict) else [value]
+            if not all(valid_unicode(t) for t in texts):
+                raise InputError("holds a lone surrogate, which is not valid Unicode", path=path, field=key)
         if "format_hints" in data:
             data["format_hints"] = tuple({**_FORMAT_HINTS, **data["format_hints"]}.items())
+        if isinstance(data.get("question"), str):
+            problem = _template_problem(data["question"], _QUESTION_PLACEHOLDERS)
+            if problem:
+                raise InputError(problem, path=path, field="question")
         return cls(**data)
 
     def user_question(self, question: Question) -> str:

@@ -11,10 +11,12 @@ import click
 
 from .bench import DEFAULT_STRATEGIES, bench
 from .common import split_strategies
+from .datasets import datasets
 from .replay_server import replay_server
 from .report import report
 from .serve import serve
 from .solve import solve
+from .strategies import strategies
 
 __all__ = ["DEFAULT_STRATEGIES", "cli", "main", "split_strategies"]
 
@@ -25,7 +27,7 @@ def cli() -> None:
     """Better LLM answers for less: adaptive sampling and voting under a budget, no verifier."""
 
 
-for _command in (bench, solve, report, replay_server, serve):
+for _command in (bench, solve, report, replay_server, serve, strategies, datasets):
     cli.add_command(_command)
 
 

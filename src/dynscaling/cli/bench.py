@@ -36,7 +36,9 @@ DEFAULT_STRATEGIES = "single,sc,esc,adaptive,dynscaling-parallel,oracle"
 @click.option("--dataset", help="Live bench on a benchmark (gsm8k, math500, gpqa_diamond, bbh, ...): needs "
                                 "--base-url and --model.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder laid out like shared/data/benchmarks (default $DYNSCALING_BENCHMARKS).")
+              help="A benchmarks folder (gsm8k/, math500/, ...) or a data folder holding benchmarks/ (default: "
+                   "$DYNSCALING_BENCHMARKS, $DYNSCALING_DATA/benchmarks, ../shared/data/benchmarks, "
+                   "~/.dynscaling/data/benchmarks; see 'dynscaling datasets').")
 @click.option("--limit", type=click.IntRange(min=1), help="First N questions only.")
 @click.option("--subset", help="A subset of the dataset (a BBH task, an MMLU-Pro category, ...).")
 @click.option("--base-url", help="OpenAI-compatible endpoint for a live bench.")
@@ -96,6 +98,8 @@ def bench(pools: Sequence[Path], strategies: str, budgets: str, seeds: int, answ
     for path in paths:
         with err.status(f"loading {path}"):  # transient: leaves nothing behind on stderr
             loaded.append(load_pool(path, answers=answers))  # type: ignore[arg-type]
+        for warning in loaded[-1].warnings:
+            err.print(f"[yellow]warning[/] {warning}", highlight=False)
     rows: list[dict[str, Any]] = []
 
     def keep(pool: Any, strategy: Any, budget: float, seed: int, result: Any) -> None:

@@ -33,9 +33,10 @@ _CONFIG_PROBE_KINDS = ("dns", "auth", "unknown_model")
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT.jsonl", type=click.Path(path_type=Path))
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write one JSON line per question (written atomically at the end).")
+@click.argument("input_path", metavar="INPUT.jsonl", type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
+              help="Where to write one JSON line per question (written atomically at the end; '-': standard "
+                   "output).")
 @click.option("--base-url", envvar="OPENAI_BASE_URL", required=True,
               help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (env OPENAI_BASE_URL).")
 @click.option("--model", required=True, help="Model name at the endpoint.")
@@ -64,6 +65,7 @@ _CONFIG_PROBE_KINDS = ("dns", "auth", "unknown_model")
 @click.option("--answer-type", default="text", show_default=True,
               type=click.Choice(["number", "date", "latex", "choice", "text"]),
               help="Answer type for lines that do not give one.")
+@click.option("--limit", type=click.IntRange(min=1), help="Answer only the first N usable questions of the file.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--timeout", default=600.0, show_default=True, type=FiniteFloat(0, open_minimum=True),
               help="Seconds per request.")
@@ -85,9 +87,10 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
           strategy: str, budget: float | None, budget_tokens: int | None, budget_usd: float | None,
           price: str | None, concurrency: int, temperature: float, top_p: float | None, max_tokens: int | None,
           max_tokens_field: str, stop: Sequence[str], extra_body: str | None, fields: Sequence[str],
-          answer_type: str, seed: int, timeout: float, max_retries: int, max_retry_after: float,
+          answer_type: str, limit: int | None, seed: int, timeout: float, max_retries: int, max_retry_after: float,
           journal_path: Path | None, journal_wait: float, fresh: bool, prompts_path: Path | None) -> None:
-    """Answer every question of INPUT.jsonl against a live OpenAI-compatible endpoint, under a budget.
+    """Answer every question of INPUT.jsonl ('-': standard input) against a live OpenAI-compatible endpoint,
+    under a budget.
 
     Every sample is journaled as it arrives: re-running the same command resumes without paying twice, retries
     every question the backend failed, and a re-run with a larger budget reuses what it has. Before any sample,
@@ -127,10 +130,11 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
             raise ConfigError(f"--extra-body is not valid JSON: {error.msg}") from None
         if not isinstance(body, dict):
             raise ConfigError("--extra-body must be a JSON object")
+    prompts = Prompts.from_file(str(prompts_path)) if prompts_path is not None else None  # checked before any cost
     read = read_questions(input_path, fields=parse_fields(fields), answer_type=answer_type)
     for error in read.errors:
         err.print(f"[red]skipped[/] {error}", highlight=False)
-    questions = read.questions
+    questions = read.questions[:limit] if limit is not None else read.questions
     if not questions:
         raise InputError("no usable question in the file", path=str(input_path))
     if budget is None and budget_tokens is None and budget_usd is None:
@@ -152,7 +156,6 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
                 "max_tokens": max_tokens, "stop": list(stop), "extra_body": body}
     if max_tokens_field != "max_tokens":  # only when set, so that journals written before keep their keys
         identity["max_tokens_field"] = max_tokens_field
-    prompts = Prompts.from_file(str(prompts_path)) if prompts_path is not None else None
     config = SolveConfig(parsed_strategy, caps, seed=seed, concurrency=concurrency, backend_identity=identity,
                          max_tokens=max_tokens, price_input=price_in, price_output=price_out, prompts=prompts)
     journal = journal_path or default_journal_path()
@@ -189,13 +192,17 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
         sys.exit(EXIT_BAD_INPUT)
     reasons = unanswered(result, stats)
     try:
-        write_results(out_path, result, reasons)
+        if str(out_path) == "-":
+            _print_results(result, reasons)
+        else:
+            write_results(out_path, result, reasons)
     except OSError as error:
         raise ConfigError(f"--out {out_path}: cannot write it ({error.strerror or error}); every sample is kept in "
                           f"{journal}: run the same command again to write it without paying twice") from None
     wall = time.monotonic() - started
     click.echo(_summary(len(questions), result, stats, reasons, wall), err=True)  # one line, never wrapped
-    click.echo(f"wrote {out_path}", err=True)
+    if str(out_path) != "-":
+        click.echo(f"wrote {out_path}", err=True)
     if reasons or stats.stopped:
         what = (f"{len(reasons)} questions have no answer because the backend failed" if reasons
                 else "the run stopped before its budget was spent")
@@ -203,8 +210,19 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
         sys.exit(EXIT_UNANSWERED)
 
 
+def _print_results(result: RunResult, reasons: Mapping[str, str]) -> None:
+    """``--out -``: the answer lines on standard output (the summary stays on standard error)."""
+    for r in result.results:
+        row = r.to_dict()
+        if r.question_id in reasons:
+            row["error"] = reasons[r.question_id]
+        click.echo(json.dumps(row, ensure_ascii=False))
+
+
 def _check_writable(out_path: Path) -> None:
     """Refuse before paying for anything when the answers could not be written."""
+    if str(out_path) == "-":
+        return
     folder = out_path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
