@@ -19,13 +19,19 @@ text the first user message (then any user message) contains. An unknown questio
 ``n`` choices gets the next ``n`` unseen samples, or what is left; with nothing left, HTTP 409 with error code
 ``pool_exhausted``. A sample's content is its recorded text followed by ``"\\n\\nThe answer is X."`` (X in
 ``\\boxed{}`` for LaTeX answers), where X is the answer the pool loader extracted, so that extracting over HTTP
-gives exactly the replay backend's answer. (Exception: a sample that the pool records as abstaining but whose
-text holds a value gets no suffix, and an extractor run on its text may find that value.)
+gives exactly the replay backend's answer. A whole number is written as one (``18``, not the ``18.0`` some pools
+record), as a model would write it, so that evaluators comparing strings score it right. (Exception: a sample
+that the pool records as abstaining but whose text holds a value gets no suffix, and an extractor run on its text
+may find that value.)
 
 **Usage.** ``prompt_tokens`` = characters of all messages // 4 + 1; ``completion_tokens`` = the sum over choices
 of characters // 4 + 1; ``cached_tokens`` = the tokens of the longest run of leading messages an earlier request
 already sent (a prefix cache); ``reasoning_tokens`` = the tokens before ``</think>``. ``max_tokens`` (or
-``max_completion_tokens``) is honoured: longer content is cut, with finish_reason ``length``.
+``max_completion_tokens``) is honoured: longer content is cut, with finish_reason ``length``. ``stop`` is
+honoured: content ends before the first stop string.
+
+**What was asked.** ``received`` holds the parameters of the latest chat requests (the body without
+``messages``), so tests can see what a client, or ``dynscaling serve`` in front, really sent.
 
 **Faults.** ``FaultPlan`` gives each fault a rate; a seeded RNG decides them per request, so a run that sends
 the same requests in the same order sees the same faults. Faults that return no content consume no sample.
@@ -49,11 +55,12 @@ import json
 import logging
 import os
 import random
+import re
 import signal
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
@@ -77,6 +84,8 @@ _MAX_BODY = 64 * 1024 * 1024
 _MAX_HEADERS = 100
 _STREAM_PIECE = 64  # characters per streamed content delta
 _PREFIX_CACHE_LIMIT = 1_000_000
+_RECEIVED_LIMIT = 10_000
+_WHOLE = re.compile(r"^(-?\d+)\.0+$")  # 18.0 -> 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +249,7 @@ class _Chat:
     stream: bool
     include_usage: bool
     max_tokens: int | None
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -296,7 +306,13 @@ def _parse_chat(body: bytes) -> _Chat:
                                    or max_tokens < 1):
         raise _ApiError(400, f"'max_tokens' must be a positive integer, got {max_tokens!r}", code="invalid_value",
                         param="max_tokens")
-    return _Chat(messages, texts, n, stream, bool(options.get("include_usage")), max_tokens)
+    stop = request.get("stop")
+    stops = (stop,) if isinstance(stop, str) else tuple(stop) if isinstance(stop, list) else ()
+    if stop is not None and (not all(isinstance(s, str) for s in stops) or not isinstance(stop, (str, list))):
+        raise _ApiError(400, f"'stop' must be a string or a list of strings, got {stop!r}", code="invalid_type",
+                        param="stop")
+    return _Chat(messages, texts, n, stream, bool(options.get("include_usage")), max_tokens,
+                 tuple(s for s in stops if s))
 
 
 def _tokens(text: str) -> int:
@@ -338,7 +354,10 @@ def _content(entry: PoolQuestion, position: int) -> str:
     answer = entry.answers[position]
     if answer is None:
         return text or ""
-    shown = f"\\boxed{{{answer}}}" if entry.question.answer_type == "latex" else answer
+    if entry.question.answer_type == "latex":
+        shown = f"\\boxed{{{answer}}}"
+    else:
+        shown = _WHOLE.sub(r"\1", answer)
     suffix = f"The answer is {shown}."
     return f"{text}\n\n{suffix}" if text else suffix
 
@@ -397,6 +416,8 @@ class ReplayServer:
         self._index = _QuestionIndex(pool.entries)
         self._fault_rng = random.Random(f"faults:{seed}")
         self._prefixes: set[int] = set()
+        #: the latest chat requests' parameters (body without messages), oldest first
+        self.received: deque[dict[str, Any]] = deque(maxlen=_RECEIVED_LIMIT)
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -623,6 +644,7 @@ class ReplayServer:
         try:
             try:
                 chat = _parse_chat(request.body)
+                self.received.append({k: v for k, v in json.loads(request.body).items() if k != "messages"})
                 qi = self._index.find(chat)
                 if qi is None:
                     raise _ApiError(404, "no question of this replay pool matches the first user message; the "
@@ -720,6 +742,9 @@ class ReplayServer:
             content = _content(entry, self._order.draw(qi))
             stats._bump("samples")
             reason = "stop"
+            cuts = [content.find(s) for s in chat.stop if s in content]
+            if cuts:
+                content = content[:min(cuts)]
             if chat.max_tokens is not None and _tokens(content) > chat.max_tokens:
                 content, reason = content[:chat.max_tokens * 4], "length"
             contents.append(content)
