@@ -44,7 +44,7 @@ class ChatUpstream:
     """An OpenAI-style upstream that answers each requested choice with the next scripted message (cycling), and
     records every request (path, headers, JSON body).
 
-    ``status``/``error`` make every POST fail with that OpenAI-shaped error instead; ``echo_auth`` appends the
+    ``status``/``error`` make every request fail with that OpenAI-shaped error instead; ``echo_auth`` appends the
     Authorization header it received to error messages, as a careless upstream does. ``gate``, when given, holds
     every POST until it is set. ``raw_replies`` maps a path (e.g. ``/v1/responses``) to a fixed JSON body.
     ``GET /v1/models`` lists ``models``.
@@ -68,8 +68,15 @@ class ChatUpstream:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _refuse(self) -> None:
+                message = error + (f" (you sent {self.headers.get('Authorization')})" if echo_auth else "")
+                self._send(status, {"error": {"message": message, "type": "invalid_request_error",
+                                              "param": None, "code": "upstream_says_no"}})
+
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                if self.path.rstrip("/") == "/v1/models":
+                if status >= 400:
+                    self._refuse()
+                elif self.path.rstrip("/") == "/v1/models":
                     self._send(200, {"object": "list", "data": [
                         {"id": m, "object": "model", "created": 1, "owned_by": "test"} for m in models]})
                 elif self.path.startswith("/v1/models/") and self.path.removeprefix("/v1/models/") in models:
@@ -89,9 +96,7 @@ class ChatUpstream:
                 if gate is not None:
                     gate.wait(60)
                 if status >= 400:
-                    message = error + (f" (you sent {self.headers.get('Authorization')})" if echo_auth else "")
-                    self._send(status, {"error": {"message": message, "type": "invalid_request_error",
-                                                  "param": None, "code": "upstream_says_no"}})
+                    self._refuse()
                     return
                 if raw_replies and self.path in raw_replies:
                     self._send(200, raw_replies[self.path])
