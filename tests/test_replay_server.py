@@ -163,9 +163,8 @@ class TestSamples:
 
 class TestWhatAModelWouldWrite:
     def test_a_whole_number_recorded_as_a_float_is_written_as_a_whole_number(self, tmp_path: Path) -> None:
-        from fakes import write_pool
-
         from dynscaling.pools import load_pool
+        from fakes import write_pool
 
         pool = load_pool(write_pool(tmp_path / "floats.jsonl", [{
             "id": "q", "question": "How many eggs?", "gold": "18", "answer_type": "number",

@@ -12,10 +12,9 @@ from click.testing import CliRunner
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from serving import ChatUpstream  # noqa: E402
-
 from dynscaling.cli import cli  # noqa: E402
 from dynscaling.pools import bundled_pools  # noqa: E402
+from serving import ChatUpstream  # noqa: E402
 
 
 @pytest.fixture()

@@ -8,7 +8,6 @@ import http.client
 import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,12 +17,11 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from serving import ChatUpstream, Uvicorn  # noqa: E402
-
 from dynscaling import load_pool  # noqa: E402
 from dynscaling.pools import bundled_pools  # noqa: E402
 from dynscaling.replay_server import ReplayServer  # noqa: E402
 from dynscaling.server import ServeConfig, create_app  # noqa: E402
+from serving import ChatUpstream, Uvicorn  # noqa: E402
 
 DATE_POOL = next(p for p in bundled_pools() if p.name.startswith("chatgpt_date"))
 SECRET = "sk-upstream-SECRET-0123456789"
