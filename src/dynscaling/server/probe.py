@@ -19,7 +19,7 @@ def probe_upstream(config: ServeConfig, timeout: float = 10.0) -> list[str]:
     key = os.environ.get(config.upstream_api_key_env) or "EMPTY"
     url = config.upstream_url.rstrip("/") + "/models"
     try:
-        response = httpx2.get(url, headers={"authorization": f"Bearer {key}"}, timeout=timeout, trust_env=False)
+        response = httpx2.get(url, headers={"authorization": f"Bearer {key}"}, timeout=timeout)
     except httpx2.HTTPError as error:
         reason = str(error) or type(error).__name__
         raise ConfigError(f"cannot reach the upstream at {config.upstream_url}: {reason} (is it running? check "

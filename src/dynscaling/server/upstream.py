@@ -69,7 +69,7 @@ class Upstream:
                 timeout=httpx2.Timeout(self.config.timeout, connect=min(10.0, self.config.timeout)),
                 limits=httpx2.Limits(max_connections=self.config.concurrency * 2 + 8,
                                      max_keepalive_connections=self.config.concurrency * 2),
-                trust_env=False)
+            )
         return self._client
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
