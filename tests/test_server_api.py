@@ -399,6 +399,39 @@ class TestSurfaces:
         assert caught.value.body["param"] == "X-Dynscaling-Budget"
 
 
+class TestModelNames:
+    def test_dynscaling_slash_budget_means_the_servers_model(self, serve, replay, pool) -> None:  # noqa: ANN001
+        with client(serve) as c:
+            reply = c.chat.completions.create(model="dynscaling/3", messages=ask(pool, 12))
+        assert reply.model == "dynscaling/3" and reply.model_extra["dynscaling"]["budget"] == 3
+        assert {r["model"] for r in replay.received} == {replay.model}
+
+    def test_several_prompts_on_a_scaled_completion_get_one_choice_each(self, serve, replay,
+                                                                         pool) -> None:  # noqa: ANN001
+        with client(serve) as c:
+            reply = c.completions.create(model=f"dynscaling/2/{replay.model}",
+                                         prompt=[pool.entries[13].question.text, pool.entries[14].question.text])
+        assert [ch.index for ch in reply.choices] == [0, 1]
+        assert all("The answer is" in ch.text for ch in reply.choices)
+        assert len(reply.model_extra["dynscaling"]) == 2
+
+    def test_an_unreachable_upstream_is_a_502_naming_it(self) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        dead = f"http://127.0.0.1:{port}/v1"
+        with Uvicorn(create_app(serve_config(dead, "m", upstream_retries=0))) as url:
+            plain = raw(url, "POST", "/v1/chat/completions", json.dumps(
+                {"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode())
+            scaled = raw(url, "POST", "/v1/chat/completions", json.dumps(
+                {"model": "dynscaling/2/m", "messages": [{"role": "user", "content": "hi"}]}).encode())
+        for status, _, data in (plain, scaled):
+            error = json.loads(data)["error"]
+            assert status == 502 and error["code"] == "connection" and f"127.0.0.1:{port}" in error["message"]
+
+
 class TestScaledStreaming:
     def test_the_stream_opens_before_any_upstream_reply_and_keeps_alive(self) -> None:
         gate = threading.Event()
