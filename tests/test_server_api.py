@@ -275,6 +275,16 @@ class TestChoices:
         shares = [ch["share"] for ch in extra["choices"]]
         assert all(0 <= s <= 1 for s in shares) and shares[0] == max(shares)
 
+    def test_a_streamed_n_2_sends_two_choices(self, serve, replay, pool) -> None:  # noqa: ANN001
+        with client(serve) as c:
+            chunks = list(c.chat.completions.create(model=f"dynscaling/4/{replay.model}", messages=ask(pool, 15),
+                                                    n=2, stream=True))
+        texts = {0: "", 1: ""}
+        for chunk in chunks:
+            for choice in chunk.choices:
+                texts[choice.index] += choice.delta.content or ""
+        assert texts[0] != texts[1] and all("The answer is" in t for t in texts.values())
+
     def test_n_above_the_budget_is_a_400(self, serve, replay, pool) -> None:  # noqa: ANN001
         with client(serve) as c, pytest.raises(openai.BadRequestError) as caught:
             c.chat.completions.create(model=f"dynscaling/2/{replay.model}", messages=ask(pool, 6), n=3)
@@ -292,12 +302,14 @@ class TestPassThroughIsVerbatim:
                 Uvicorn(create_app(serve_config(up.base_url, "fake-model"))) as url:
             with client(url) as c:
                 reply = c.chat.completions.create(model="fake-model", messages=loop, logprobs=True,
-                                                  extra_body={"vendor_field": {"x": [1, 2]}})
+                                                  extra_body={"vendor_field": {"x": [1, 2]}},
+                                                  extra_headers={"OpenAI-Beta": "assistants=v2"})
             (request,) = up.requests
         assert reply.choices[0].message.content == "21 C in Paris."
         assert request["body"]["messages"] == loop and request["body"]["vendor_field"] == {"x": [1, 2]}
         assert request["body"]["logprobs"] is True
-        assert request["headers"]["authorization"] == f"Bearer {SECRET}"
+        assert request["headers"]["authorization"] == f"Bearer {SECRET}"  # the server's key, not the client's
+        assert request["headers"]["openai-beta"] == "assistants=v2"
 
     def test_streaming_passes_through(self, serve, replay, pool) -> None:  # noqa: ANN001
         with client(serve) as c:

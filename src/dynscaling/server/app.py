@@ -75,9 +75,8 @@ def _card(model_id: str, owner: str, created: int) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": created, "owned_by": owner}
 
 
-def create_app(config: ServeConfig, *, passthrough_client: Any = None) -> Any:
-    """The Starlette application. (``passthrough_client`` is accepted for compatibility and unused: pass-through
-    requests are relayed verbatim over the server's own connection pool.)"""
+def create_app(config: ServeConfig) -> Any:
+    """The Starlette application (needs the ``server`` extra)."""
     try:
         from starlette.applications import Starlette
         from starlette.exceptions import HTTPException
@@ -126,15 +125,18 @@ def create_app(config: ServeConfig, *, passthrough_client: Any = None) -> Any:
         raw = await _read_limited(request, config.max_body_bytes)
         return raw, _parse_body(raw)
 
-    def content_type(request: Request) -> str:
-        return request.headers.get("content-type", "application/json")
+    def forwarded(request: Request) -> dict[str, str]:
+        """The client's headers a pass-through keeps: its content type and the OpenAI-* ones (OpenAI-Beta, ...)."""
+        kept = {k: v for k, v in request.headers.items() if k.lower().startswith("openai-")}
+        kept["content-type"] = request.headers.get("content-type", "application/json")
+        return kept
 
     @endpoint
     async def chat(request: Request) -> Response:
         raw, body = await read_body(request)
         target = scaled_target(body, request.headers.get(BUDGET_HEADER), config)
         if target is None:
-            return await relay(upstream, "POST", "chat/completions", raw, content_type(request))
+            return await relay(upstream, "POST", "chat/completions", raw, forwarded(request))
         _check_unicode(body)
         scaled = parse_scaled_chat(body, target, config)
         if scaled.strategy.name == "single" and scaled.n > 1:
@@ -154,7 +156,7 @@ def create_app(config: ServeConfig, *, passthrough_client: Any = None) -> Any:
         raw, body = await read_body(request)
         target = scaled_target(body, request.headers.get(BUDGET_HEADER), config)
         if target is None:
-            return await relay(upstream, "POST", "completions", raw, content_type(request))
+            return await relay(upstream, "POST", "completions", raw, forwarded(request))
         _check_unicode(body)
         prompts = parse_scaled_completion(body, target, config)
         model = prompts[0].model
@@ -180,7 +182,7 @@ def create_app(config: ServeConfig, *, passthrough_client: Any = None) -> Any:
                 raise ApiError(400, f"/v1/{path} passes requests through only; scaled models answer on "
                                     "/v1/chat/completions and /v1/completions", "unsupported_endpoint",
                                param="model")
-            return await relay(upstream, "POST", path, raw, content_type(request))
+            return await relay(upstream, "POST", path, raw, forwarded(request))
 
         return handler
 

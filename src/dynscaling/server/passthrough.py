@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx2
@@ -44,11 +44,14 @@ def masked_error(upstream: Upstream, status: int, raw: bytes) -> bytes:
 
 
 async def relay(upstream: Upstream, method: str, path: str, raw: bytes | None = None,
-                content_type: str = "application/json") -> Any:
-    """Send one request to the upstream unchanged and answer with its reply (a Starlette response)."""
+                client_headers: Mapping[str, str] | None = None) -> Any:
+    """Send one request to the upstream unchanged and answer with its reply (a Starlette response).
+    ``client_headers`` go along (never an Authorization header: the upstream gets the server's key)."""
     from starlette.responses import Response, StreamingResponse
 
-    headers = upstream.headers({"content-type": content_type, "accept": "application/json, text/event-stream"})
+    kept = {k: v for k, v in (client_headers or {}).items() if k.lower() != "authorization"}
+    headers = upstream.headers({"content-type": "application/json", "accept": "application/json, text/event-stream",
+                                **kept})
     request = upstream.client.build_request(method, upstream.url(path), content=raw, headers=headers)
     await upstream.limit.acquire()
     held = True
