@@ -331,6 +331,20 @@ class TestPassThroughIsVerbatim:
         assert scaled_status == 502 and "Incorrect API key provided" in json.loads(scaled)["error"]["message"]
         assert "SECRET" not in scaled.decode()
 
+    def test_a_long_retry_after_fails_that_request_at_once_with_the_upstreams_429(self, pool) -> None:  # noqa: ANN001
+        from dynscaling.replay_server import FaultPlan
+
+        with ReplayServer(pool, faults=FaultPlan(rate_limit=1.0, retry_after=300)) as limited, \
+                Uvicorn(create_app(serve_config(limited.base_url, limited.model))) as url:
+            scaled = raw(url, "POST", "/v1/chat/completions", json.dumps(
+                {"model": f"dynscaling/2/{limited.model}", "messages": ask(pool, 16)}).encode())
+            plain = raw(url, "POST", "/v1/chat/completions", json.dumps(
+                {"model": limited.model, "messages": ask(pool, 16)}).encode())
+        status, _, data = scaled
+        assert status == 429 and "retry after 300" in json.loads(data)["error"]["message"]
+        status, headers, data = plain
+        assert status == 429 and headers["retry-after"] == "300"
+
     def test_a_scaled_request_reports_the_upstreams_status_and_message(self, serve) -> None:  # noqa: ANN001
         status, _, data = raw(serve, "POST", "/v1/chat/completions", json.dumps(
             {"model": "dynscaling/2/whatever", "messages": [{"role": "user", "content": "not in the pool"}]}

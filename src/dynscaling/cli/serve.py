@@ -33,15 +33,20 @@ from .common import fail_cleanly
               type=click.Choice(["number", "date", "latex", "choice", "text"]))
 @click.option("--temperature", default=0.7, show_default=True, type=float)
 @click.option("--max-tokens", type=click.IntRange(min=1))
+@click.option("--keepalive", "keepalive_seconds", default=5.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds between SSE keep-alive comments while a scaled stream samples.")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Journal for batches (default $DYNSCALING_HOME/journal.sqlite).")
 @fail_cleanly
 def serve(upstream_url: str, upstream_model: str, upstream_api_key_env: str, host: str, port: int,
           client_key_env: str | None, concurrency: int, default_budget: int, strategy: str, answer_type: str,
-          temperature: float, max_tokens: int | None, journal_path: Path | None) -> None:
-    """Serve the OpenAI chat-completions API with DynScaling in front of an upstream model.
+          temperature: float, max_tokens: int | None, keepalive_seconds: float, journal_path: Path | None) -> None:
+    """Serve the OpenAI API with DynScaling in front of an upstream model.
 
-    Model 'dynscaling/8/<model>' = up to 8 samples, voted; any other name passes through unchanged.
+    Model 'dynscaling/8/<model>' = up to 8 samples, voted (or any name with the header X-Dynscaling-Budget: 8);
+    any other name passes through verbatim. Chat and text completions scale; responses, embeddings and models
+    pass through. Checks the upstream first: unreachable or refusing the key, or a busy port, exits 2.
     """
     try:
         import uvicorn
@@ -61,7 +66,7 @@ def serve(upstream_url: str, upstream_model: str, upstream_api_key_env: str, hos
     config = ServeConfig(upstream_url=upstream_url, upstream_model=upstream_model,
                          upstream_api_key_env=upstream_api_key_env, api_key=client_key, concurrency=concurrency,
                          default_budget=default_budget, max_budget=max(64, default_budget), strategy=strategy,
-                         answer_type=answer_type, sampling=sampling,
+                         answer_type=answer_type, sampling=sampling, keepalive_seconds=keepalive_seconds,
                          journal_path=journal_path or default_journal_path())
     if host not in ("127.0.0.1", "localhost", "::1") and client_key is None:
         click.echo(f"warning: serving on {host} with no client key (--api-key-env)", err=True)
