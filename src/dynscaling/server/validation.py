@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
@@ -49,6 +49,8 @@ class ScaledRequest:
         params: sent with every upstream sample (temperature included); the seed is derived per sample.
         strategy, answer_type, seed: how to sample and vote.
         vote: what the samples vote on.
+        question_text: the last user turn's text (for logs).
+        sampled_temperature: the temperature every sample is drawn at.
     """
 
     model: str
@@ -65,7 +67,6 @@ class ScaledRequest:
     vote: VoteMode
     question_text: str = ""
     sampled_temperature: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _budget_value(raw: Any, where: str, config: ServeConfig) -> int:
