@@ -207,17 +207,22 @@ class TestVotingOnStructure:
         assert all(b["response_format"] == {"type": "json_object"} for b in sent)
 
     def test_json_schema_parse_works_through_the_sdk(self) -> None:
-        replies = [{"role": "assistant", "content": '{"answer": 18}'}]
-        schema = {"name": "result", "strict": True, "schema": {"type": "object", "properties": {
-            "answer": {"type": "integer"}}, "required": ["answer"], "additionalProperties": False}}
+        from pydantic import BaseModel
+
+        class Eggs(BaseModel):
+            answer: int
+
+        replies = [{"role": "assistant", "content": '{"answer": 18}'},
+                   {"role": "assistant", "content": "I think 18"}, {"role": "assistant", "content": '{"answer":18}'}]
         with ChatUpstream(replies) as up, Uvicorn(create_app(serve_config(up.base_url, "fake-model"))) as url:
             with client(url) as c:
-                reply = c.chat.completions.create(
+                reply = c.chat.completions.parse(
                     model="dynscaling/3/fake-model", messages=[{"role": "user", "content": "How many eggs?"}],
-                    response_format={"type": "json_schema", "json_schema": schema})
+                    response_format=Eggs, extra_body={"dynscaling": {"strategy": "sc"}})
             sent = up.chat_bodies()
-        assert json.loads(reply.choices[0].message.content) == {"answer": 18}
-        assert all(b["response_format"]["json_schema"] == schema for b in sent)
+        assert reply.choices[0].message.parsed == Eggs(answer=18)
+        assert all(b["response_format"]["type"] == "json_schema" and
+                   b["response_format"]["json_schema"]["name"] == "Eggs" for b in sent)
 
     def test_tool_calls_vote_and_the_winner_comes_back_as_tool_calls(self) -> None:
         def call(args: str, call_id: str) -> dict[str, Any]:
@@ -384,6 +389,15 @@ class TestSurfaces:
             (request,) = up.requests
         assert reply.output_text == "hello there"
         assert request["path"] == "/v1/responses" and request["body"]["input"] == "hi"
+
+    def test_embeddings_pass_through(self) -> None:
+        body = {"object": "list", "model": "fake-model", "usage": {"prompt_tokens": 2, "total_tokens": 2},
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.25, -0.5]}]}
+        with ChatUpstream(raw_replies={"/v1/embeddings": body}) as up, \
+                Uvicorn(create_app(serve_config(up.base_url, "fake-model"))) as url, client(url) as c:
+            reply = c.embeddings.create(model="fake-model", input="hi", encoding_format="float")
+            (request,) = up.requests
+        assert reply.data[0].embedding == [0.25, -0.5] and request["body"]["input"] == "hi"
 
     def test_models_are_relayed_with_a_scaled_name_each_and_retrievable(self) -> None:
         with ChatUpstream(models=("alpha", "beta")) as up, \
