@@ -335,12 +335,11 @@ class TestConcurrency:
                 return [r.choices[0].message.content for r in replies]
 
         with ReplayServer(pool, latency=0.5) as server:
-            started = time.perf_counter()
             contents = run(main(server))
-            wall = time.perf_counter() - started
         assert len(contents) == 120 and all(contents)
-        assert server.stats.max_inflight >= 100
-        assert wall < 3  # concurrent, not one after another (that would take 60 s)
+        # Concurrent, not one after another: most of them slept their latency at the same time. (Counted, not
+        # timed: a wall-clock bound flakes on a loaded machine.)
+        assert server.stats.max_inflight >= 100 and server.stats.max_active >= 100
 
 
 class TestBadRequests:

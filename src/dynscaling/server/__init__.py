@@ -23,9 +23,10 @@ different samples, most-voted distinct answers first (``dynscaling.server.scaled
 ``extra_body={"dynscaling": {...}}`` overrides per request: ``strategy`` (a spec), ``answer_type`` (number, date,
 latex, choice, text), ``seed``, ``budget``, and any of the strategy's parameters (``k0``, ``m``, ``stop``, ...).
 
-A scaled response is an ordinary chat completion (or text completion, on ``/v1/completions``) whose message is a
-sample that voted for the winning answer, with ``usage`` summed over every upstream call, plus one documented
-extra field::
+A scaled ``/v1/completions`` request samples the upstream's chat endpoint with each prompt as one user turn (a list
+of prompts gets one choice per prompt, in order). A scaled response is an ordinary chat completion (or text
+completion) whose message is a sample that voted for the winning answer, with ``usage`` summed over every upstream
+call, plus one documented extra field::
 
     "dynscaling": {"answer": "18", "confidence": 0.97, "votes": [["18", 4], ["17", 1]], "samples": 5,
                    "abstentions": 0, "strategy": "dynscaling:...", "budget": 8, "temperature": 0.7,
