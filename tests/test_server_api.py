@@ -439,6 +439,18 @@ class TestSurfaces:
         assert caught.value.body["param"] == "X-Dynscaling-Budget"
 
 
+class TestBatchLines:
+    def test_a_batch_line_with_its_own_sampling_parameters_is_refused_not_ignored(self, serve, replay,
+                                                                                  pool) -> None:  # noqa: ANN001
+        lines = [json.dumps({"custom_id": f"q{i}", "method": "POST", "url": "/v1/chat/completions",
+                             "body": {"model": f"dynscaling/2/{replay.model}", "messages": ask(pool, i),
+                                      **({"max_tokens": 5} if i == 1 else {})}}) for i in range(2)]
+        status, _, data = raw(serve, "POST", "/v1/dynscaling/batch", "\n".join(lines).encode())
+        error = json.loads(data)["error"]
+        assert status == 400 and error["message"].startswith("line 2: body.max_tokens")
+        assert error["code"] == "unsupported_parameter" and replay.stats.requests == 0
+
+
 class TestModelNames:
     def test_dynscaling_slash_budget_means_the_servers_model(self, serve, replay, pool) -> None:  # noqa: ANN001
         with client(serve) as c:

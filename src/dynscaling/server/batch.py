@@ -24,6 +24,9 @@ from .validation import check_messages, overrides, scaled_target
 
 __all__ = ["BatchService", "SharedLimit"]
 
+# (custom_id, messages, model as named, question text)
+_Line = tuple[str, "list[dict[str, Any]]", str, str]
+_BATCH_FIELDS = {"model", "messages", "dynscaling"}
 _STATUS_OF_KIND = {"rate_limit": 429, "timeout": 504, "server_error": 502, "connection": 502, "bad_request": 400,
                    "auth": 502, "exhausted": 409, "empty_response": 502, "fewer_choices": 502}
 
@@ -98,9 +101,9 @@ class BatchService:
 
     async def run(self, lines: Sequence[str]) -> list[dict[str, Any]]:
         requests, budget_total, upstream, strategy, answer_type = self._parse(lines)
-        questions = [Question(id=custom_id, text=messages[-1].get("content") or "",  # type: ignore[arg-type]
-                              answer_type=answer_type, meta={"messages": messages})  # type: ignore[arg-type]
-                     for custom_id, messages, _ in requests]
+        questions = [Question(id=custom_id, text=text, answer_type=answer_type,  # type: ignore[arg-type]
+                              meta={"messages": messages})
+                     for custom_id, messages, _, text in requests]
         engine = Engine(questions, strategy, Budget(samples=budget_total), seed=0)
         backend = self.backend_for(upstream)
         log = None
@@ -112,7 +115,7 @@ class BatchService:
         async with self.lock:
             run = await arun(engine, backend, concurrency=self.config.concurrency, log=log, seed=0)
         out = []
-        for qi, (custom_id, _, model) in enumerate(requests):
+        for qi, (custom_id, _, model, _) in enumerate(requests):
             result = run.results[qi]
             if result.samples == 0:
                 error = _failure(run.failures) if run.failures else ApiError(
@@ -129,8 +132,8 @@ class BatchService:
                         "response": {"status_code": 200, "request_id": body["id"], "body": body}, "error": None})
         return out
 
-    def _parse(self, lines: Sequence[str]) -> tuple[list[tuple[str, list[Message], str]], int, str, Strategy, str]:
-        requests: list[tuple[str, list[Message], str]] = []
+    def _parse(self, lines: Sequence[str]) -> tuple[list[_Line], int, str, Strategy, str]:
+        requests: list[_Line] = []
         budget_total = 0
         upstreams: set[str] = set()
         settings: set[tuple[Strategy, str]] = set()
@@ -156,7 +159,7 @@ class BatchService:
             body = record["body"]
             try:
                 parsed = scaled_target(body, None, self.config)
-                messages = check_messages(body.get("messages"))[0] if parsed is not None else []
+                messages, text = check_messages(body.get("messages")) if parsed is not None else ([], "")
                 settings.add(overrides(body, self.config)[:2])
             except ApiError as error:
                 raise ApiError(400, f"line {number}: body.{error.message}", error.code) from None
@@ -166,7 +169,12 @@ class BatchService:
             budget, upstream = parsed
             budget_total += budget
             upstreams.add(upstream)
-            requests.append((custom_id, messages, str(body["model"])))  # type: ignore[arg-type]
+            ignored = sorted(set(body) - _BATCH_FIELDS)
+            if ignored:  # one backend serves the whole batch: per-line sampling cannot be honoured
+                raise ApiError(400, f"line {number}: body.{ignored[0]}: not supported in a batch (every line is "
+                                    f"sampled with the server's parameters; send it to /v1/chat/completions)",
+                               "unsupported_parameter", param=f"body.{ignored[0]}")
+            requests.append((custom_id, messages, str(body["model"]), text))
         if not requests:
             raise ApiError(400, "the batch is empty", "invalid_batch")
         if len(upstreams) > 1 or len(settings) > 1:
