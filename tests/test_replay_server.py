@@ -161,6 +161,38 @@ class TestSamples:
         assert server.stats.samples == 4
 
 
+class TestWhatAModelWouldWrite:
+    def test_a_whole_number_recorded_as_a_float_is_written_as_a_whole_number(self, tmp_path: Path) -> None:
+        from dynscaling.pools import load_pool
+        from fakes import write_pool
+
+        pool = load_pool(write_pool(tmp_path / "floats.jsonl", [{
+            "id": "q", "question": "How many eggs?", "gold": "18", "answer_type": "number",
+            "samples": [{"text": "ans = 18", "answer": "18.0"}, {"text": "ans = 2.5", "answer": "2.50"},
+                        {"text": "ans = -3", "answer": "-3.00"}]}]))
+        with ReplayServer(pool) as server, client_for(server) as client:
+            reply = client.chat.completions.create(model=server.model, n=3,
+                                                   messages=[{"role": "user", "content": "How many eggs?"}])
+        endings = sorted(c.message.content.rsplit("\n", 1)[-1] for c in reply.choices)
+        assert endings == ["The answer is -3.", "The answer is 18.", "The answer is 2.50."]
+
+    def test_stop_is_honoured_and_every_request_is_recorded(self, tmp_path: Path) -> None:
+        pool = tiny_pool(tmp_path)
+        with ReplayServer(pool) as server, client_for(server) as client:
+            reply = client.chat.completions.create(model=server.model, messages=opening(pool.entries[0].question),
+                                                   stop=[", attempt"], seed=5, top_p=0.5,
+                                                   extra_body={"top_k": 3})
+            (sent,) = server.received
+        assert reply.choices[0].message.content == "Question 0"
+        assert sent == {"model": server.model, "stop": [", attempt"], "seed": 5, "top_p": 0.5, "top_k": 3}
+
+    def test_a_stop_that_is_not_text_is_a_400(self, tmp_path: Path) -> None:
+        with ReplayServer(tiny_pool(tmp_path)) as server:
+            status, body = raw_request(server, "POST", "/v1/chat/completions", json.dumps(
+                {"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": 3}).encode())
+        assert status == 400 and body["error"]["param"] == "stop"
+
+
 class TestFaults:
     def test_rate_limit_is_a_429_with_retry_after_and_serves_nothing(self, tmp_path: Path) -> None:
         pool = tiny_pool(tmp_path)
@@ -303,12 +335,11 @@ class TestConcurrency:
                 return [r.choices[0].message.content for r in replies]
 
         with ReplayServer(pool, latency=0.5) as server:
-            started = time.perf_counter()
             contents = run(main(server))
-            wall = time.perf_counter() - started
         assert len(contents) == 120 and all(contents)
-        assert server.stats.max_inflight >= 100
-        assert wall < 3  # concurrent, not one after another (that would take 60 s)
+        # Concurrent, not one after another: most of them slept their latency at the same time. (Counted, not
+        # timed: a wall-clock bound flakes on a loaded machine.)
+        assert server.stats.max_inflight >= 100 and server.stats.max_active >= 100
 
 
 class TestBadRequests:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,31 +20,9 @@ from dynscaling import load_pool  # noqa: E402
 from dynscaling.pools import bundled_pools  # noqa: E402
 from dynscaling.replay_server import ReplayServer  # noqa: E402
 from dynscaling.server import ServeConfig, create_app  # noqa: E402
+from serving import Uvicorn  # noqa: E402
 
 DATE_POOL = next(p for p in bundled_pools() if p.name.startswith("chatgpt_date"))
-
-
-class Uvicorn:
-    """Runs an ASGI app on a free loopback port in a thread; waits for startup instead of sleeping."""
-
-    def __init__(self, app: object) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                                    lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/v1"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +33,27 @@ from .common import fail_cleanly
               type=click.Choice(["number", "date", "latex", "choice", "text"]))
 @click.option("--temperature", default=0.7, show_default=True, type=float)
 @click.option("--max-tokens", type=click.IntRange(min=1))
+@click.option("--keepalive", "keepalive_seconds", default=5.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds between SSE keep-alive comments while a scaled stream samples.")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Journal for batches (default $DYNSCALING_HOME/journal.sqlite).")
 @fail_cleanly
 def serve(upstream_url: str, upstream_model: str, upstream_api_key_env: str, host: str, port: int,
           client_key_env: str | None, concurrency: int, default_budget: int, strategy: str, answer_type: str,
-          temperature: float, max_tokens: int | None, journal_path: Path | None) -> None:
-    """Serve the OpenAI chat-completions API with DynScaling in front of an upstream model.
+          temperature: float, max_tokens: int | None, keepalive_seconds: float, journal_path: Path | None) -> None:
+    """Serve the OpenAI API with DynScaling in front of an upstream model.
 
-    Model 'dynscaling/8/<model>' = up to 8 samples, voted; any other name passes through unchanged.
+    Model 'dynscaling/8/<model>' = up to 8 samples, voted (or any name with the header X-Dynscaling-Budget: 8);
+    any other name passes through verbatim. Chat and text completions scale; responses, embeddings and models
+    pass through. Checks the upstream first: unreachable or refusing the key, or a busy port, exits 2.
     """
-    import os
-
     try:
         import uvicorn
     except ImportError:
         raise ConfigError("the server needs its extra: pip install 'dynscaling[server]'") from None
     from ..journal import default_journal_path
-    from ..server import ServeConfig, create_app
+    from ..server import ServeConfig, create_app, probe_upstream
 
     client_key = None
     if client_key_env is not None:
@@ -61,10 +66,33 @@ def serve(upstream_url: str, upstream_model: str, upstream_api_key_env: str, hos
     config = ServeConfig(upstream_url=upstream_url, upstream_model=upstream_model,
                          upstream_api_key_env=upstream_api_key_env, api_key=client_key, concurrency=concurrency,
                          default_budget=default_budget, max_budget=max(64, default_budget), strategy=strategy,
-                         answer_type=answer_type, sampling=sampling,
+                         answer_type=answer_type, sampling=sampling, keepalive_seconds=keepalive_seconds,
                          journal_path=journal_path or default_journal_path())
     if host not in ("127.0.0.1", "localhost", "::1") and client_key is None:
         click.echo(f"warning: serving on {host} with no client key (--api-key-env)", err=True)
-    click.echo(f"http://{host}:{port}/v1", err=True)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+    models = probe_upstream(config)  # unreachable or refusing the key: one line, exit 2, before listening
+    if models and upstream_model not in models:
+        click.echo(f"warning: the upstream does not list {upstream_model!r} (it lists {', '.join(models[:5])})",
+                   err=True)
+    sock = _listen(host, port)
+    click.echo(f"http://{host}:{sock.getsockname()[1]}/v1", err=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning"))
+    server.run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the port ourselves, so a busy port is one line and exit 2 rather than uvicorn's log and exit 1."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        reason = os.strerror(error.errno).lower() if error.errno else str(error)
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}; choose another --port (0 picks a free one)"
+                          ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 

@@ -1,0 +1,7 @@
+"""``python -m dynscaling.replay_server --pool FILE ...``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
