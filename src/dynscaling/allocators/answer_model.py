@@ -158,8 +158,9 @@ class AnswerModel:
         return self.posterior(shape)[0] if shape else 0.0
 
     def lookahead(self, shape: Shape, k: int) -> float:
-        """Expected ``value`` after ``k`` more samples, following only votes for the top two (a vote elsewhere is
-        taken as no change): the leader may change on the way."""
+        """Expected ``value`` after ``k`` more votes from the posterior predictive: the leader may change on the
+        way. Votes for the leader and the runner-up are followed exactly (with no runner-up, any other vote
+        starts one); a vote for a third answer is taken as no change."""
         if k == 0 or not shape:
             return self.value(shape)
         key = (shape, k)
@@ -172,14 +173,14 @@ class AnswerModel:
         rest = shape[2:]
         now = self.lookahead(shape, k - 1)
         after_leader = self.lookahead((v1 + 1, v2, *rest) if v2 else (v1 + 1, *rest), k - 1)
-        if v2:
+        if not v2:
+            # every other vote starts a rival: exact, and what keeps a unanimous tally from looking improvable
+            found = to_leader * after_leader + (1.0 - to_leader) * self.lookahead((v1, 1), k - 1)
+        else:
             # a runner-up vote overtakes only with a strictly greater count; then it leads
             runner = (v1, v2 + 1, *rest) if v2 + 1 <= v1 else (v2 + 1, v1, *rest)
-            after_runner = self.lookahead(runner, k - 1)
-        else:
-            after_runner = now
-        found = (to_leader * after_leader + to_runner * after_runner
-                 + max(0.0, 1.0 - to_leader - to_runner) * now)
+            found = (to_leader * after_leader + to_runner * self.lookahead(runner, k - 1)
+                     + max(0.0, 1.0 - to_leader - to_runner) * now)
         self._lookahead[key] = found
         return found
 
