@@ -11,13 +11,18 @@ The engine finishes when ``next_question`` returns None and nothing is in flight
 from .bandit import SCORES, BanditAllocator
 from .base import Allocator
 from .baselines import AdaptiveAllocator, EscAllocator, OracleAllocator, UniformAllocator
+from .blend import BlendAscAllocator
+from .stopping import ConsolAllocator, PprAllocator
 
 __all__ = [
     "SCORES",
     "AdaptiveAllocator",
     "Allocator",
     "BanditAllocator",
+    "BlendAscAllocator",
+    "ConsolAllocator",
     "EscAllocator",
     "OracleAllocator",
+    "PprAllocator",
     "UniformAllocator",
 ]
