@@ -256,9 +256,10 @@ def test_the_blend_ranks_by_beta_early_and_ppr_late() -> None:
 
     allocator = BlendAscAllocator()
     tally = Tally()
+    allocator.start([tally], 10, random.Random(0))
     for cls in (0, 0, 1):
         tally.add(cls)
-    allocator.start([tally], 10, random.Random(0))
+        allocator.sampled(0)
     s = 4 * 3 / 8  # K = 2: (2 + 1 + 1) * C(3, 2) / 2^3
     assert allocator._score(0, 0.0) == pytest.approx(2 * (1 - leader_confidence(2, 1)))
     assert allocator._score(0, 1.0) == pytest.approx(s / (1 + s))

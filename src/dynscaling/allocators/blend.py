@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import heapq
 import math
+from functools import lru_cache
+
+import numpy as np
 
 from ..votes import leader_confidence
 from .base import Allocator
@@ -14,6 +16,13 @@ __all__ = ["BlendAscAllocator"]
 
 #: a round samples one question in this many of those that can be sampled
 ROUND_SHARE = 8
+
+
+@lru_cache(maxsize=1 << 16)
+def _terms(v1: int, v2: int, distinct: int) -> tuple[float, float]:
+    """The two rankings' statistics of a tally, each scaled to [0, 1]: 2 * (1 - Beta confidence), s / (1 + s)."""
+    s = ppr_statistic(v1, v2, distinct)
+    return 2.0 * (1.0 - leader_confidence(v1, v2)), s / (1.0 + s)
 
 
 class BlendAscAllocator(Allocator):
@@ -36,7 +45,7 @@ class BlendAscAllocator(Allocator):
       pool is dry). With a budget in tokens or dollars only, ``w`` is paced against ``horizon`` samples per
       question and the cap ends the run.
 
-    A round is ranked once (``O(Q log Q)`` for ``Q / 8`` samples, so ``O(log Q)`` per sample). Live runs do
+    A round is ranked once, in numpy (``O(Q log Q)`` for ``Q / 8`` samples, so ``O(log Q)`` per sample). Live runs do
     not wait for a round to land: the next round is ranked when the current one has been dispatched, from the
     tallies in hand, without the questions still in flight.
     """
@@ -49,32 +58,31 @@ class BlendAscAllocator(Allocator):
         n = len(self.tallies)
         order = list(range(n))
         self.rng.shuffle(order)
-        self._tiebreak = [0] * n
-        for rank, qi in enumerate(order):
-            self._tiebreak[qi] = rank
+        self._tiebreak = np.empty(n, dtype=np.int64)
+        self._tiebreak[order] = np.arange(n)
         self._round: list[int] = order[::-1]  # popped from the end: round 0 in shuffled order
         self._spent = 0
         total = self.budget_samples if self.budget_samples is not None else self.horizon * n
         self._total = max(float(total), 1.0)
+        # Each question's two statistics, refreshed when its tally changes, so a round ranks arrays.
+        beta, ppr = _terms(0, 0, 0)
+        self._beta = [beta] * n
+        self._ppr = [ppr] * n
 
     def _score(self, qi: int, w: float) -> float:
-        tally = self.tallies[qi]
-        beta = 2.0 * (1.0 - leader_confidence(tally.v1, tally.v2))
-        s = ppr_statistic(tally.v1, tally.v2, len(tally.counts))
-        return (1.0 - w) * beta + w * s / (1.0 + s)
+        return (1.0 - w) * self._beta[qi] + w * self._ppr[qi]
 
     def _next_round(self) -> list[int]:
         w = min(1.0, self._spent / self._total)
-        candidates = [qi for qi in range(len(self.tallies)) if not self.closed[qi] and self.pending[qi] == 0]
-        if not candidates:
+        score = (1.0 - w) * np.array(self._beta) + w * np.array(self._ppr)
+        rankable = np.flatnonzero(~(np.array(self.closed) | (np.array(self.pending) > 0)))
+        if rankable.size == 0:
             return []
-        size = math.ceil(len(candidates) / ROUND_SHARE)
+        size = math.ceil(rankable.size / ROUND_SHARE)
         if self.budget_samples is not None:  # the last round goes to the top of the ranking only
             size = min(size, max(1, self.budget_samples - self._spent - self.inflight))
-        score = self._score
-        tiebreak = self._tiebreak
-        chosen = heapq.nsmallest(size, candidates, key=lambda qi: (-score(qi, w), tiebreak[qi]))
-        return chosen[::-1]  # popped from the end: best first
+        best = np.lexsort((self._tiebreak[rankable], -score[rankable]))[:size]
+        return rankable[best][::-1].tolist()  # popped from the end: best first
 
     def next_question(self) -> int | None:
         for _ in range(2):
@@ -87,6 +95,8 @@ class BlendAscAllocator(Allocator):
 
     def _landed(self, qi: int) -> None:
         self._spent += 1
+        tally = self.tallies[qi]
+        self._beta[qi], self._ppr[qi] = _terms(tally.v1, tally.v2, len(tally.counts))
 
     def abandoned(self, qi: int) -> None:  # a failed request spent nothing
         self.pending[qi] -= 1

@@ -71,6 +71,9 @@ class _SequentialRule(Allocator):
             self._target[qi] = tally.votes + self._more_votes(tally)
         self._enqueue(qi)
 
+    def sampled(self, qi: int) -> None:  # the replay loop's hot path: dispatched and landed at once
+        self._landed(qi)
+
 
 # ---- ConSol: Wald's SPRT on the leader against the runner-up ----------------------------------------------
 
