@@ -304,7 +304,7 @@ def main() -> None:
         sys.exit("no pools: pass --pool or put ../shared/data/pools beside the project")
     args.out.mkdir(parents=True, exist_ok=True)
     methods = [*BUDGET_METHODS, *RULES]
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     summaries, records = [], []
     for path in paths:
         t0 = time.perf_counter()
@@ -313,10 +313,11 @@ def main() -> None:
         summaries.append(analyse(pool, curves, seeds))
         records.append({**summaries[-1], "curves": {m: [vars(p) for p in points] for m, points in curves.items()}})
         print(f"{pool.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
     command = "python benchmarks/allocation.py" + (" --quick" if args.quick else "") + f" --seeds {seeds}"
     report = [f"# Allocation at equal spend ({'quick' if args.quick else 'full'} run)", "",
-              f"`{command}`, default = `{args.default}`, {seeds} seeds, {len(paths)} pool(s), {elapsed:.0f} s.",
+              f"`{command}`, default = `{args.default}`, {seeds} seeds, {len(paths)} pool(s), {elapsed:.0f} s "
+              f"({cpu:.0f} s of CPU).",
               f"Target: SC's whole-pool accuracy - {TOLERANCE}. Accuracy: mean ± 95% t-interval over seeds.", "",
               "## Samples per question to reach the target", "", *summary_table(summaries, methods), ""]
     for summary in summaries:
@@ -324,6 +325,7 @@ def main() -> None:
     (args.out / "allocation.md").write_text("\n".join(report) + "\n")
     (args.out / "allocation.json").write_text(json.dumps({"default": args.default, "seeds": seeds,
                                                           "quick": args.quick, "seconds": round(elapsed, 1),
+                                                          "cpu_seconds": round(cpu, 1),
                                                           "pools": records}, indent=1) + "\n")
     print("\n".join(report))
 

@@ -41,8 +41,8 @@ PARAMS = {
     "dynscaling-parallel": bandit_params,
     "integrated-uniform": {"k0": st.integers(1, 4), **chain_params},
     "oracle": {},
-    "consol": {"p1": st.floats(min_value=0.5001, max_value=0.99), "alpha": st.floats(min_value=0.01, max_value=0.2),
-               "beta": st.floats(min_value=0.01, max_value=0.7), "max_trials": positive},
+    "consol": {"p1": st.floats(min_value=0.5001, max_value=0.99), "alpha": st.floats(min_value=0.001, max_value=0.05),
+               "beta": st.floats(min_value=0.01, max_value=0.94), "max_trials": positive},
     "ppr": {"delta": st.floats(min_value=0.001, max_value=1.0), "cap": positive},
     "blend-asc": {"horizon": st.floats(min_value=1.0, max_value=64.0)},
 }

@@ -118,7 +118,8 @@ class ConsolAllocator(_SequentialRule):
         _check(0.5 < p1 < 1.0, f"consol p1 must be in (0.5, 1), got {p1}")
         _check(0.0 < alpha < 1.0, f"consol alpha must be in (0, 1), got {alpha}")
         _check(0.0 < beta < 1.0, f"consol beta must be in (0, 1), got {beta}")
-        _check(alpha + beta < 1.0, f"consol needs alpha + beta < 1 for an SPRT, got {alpha} + {beta}")
+        _check(alpha + beta < 1.0, f"consol needs alpha + beta < 1 for an SPRT, got {alpha} + {beta:.6g} (the "
+                                   "default beta is 1 - 0.05 - 0.000024: give beta with alpha)")
         _check(max_trials >= 1, f"consol max_trials must be >= 1, got {max_trials}")
         self.p1 = p1
         self.alpha = alpha
