@@ -1,133 +1,332 @@
-"""Allocation benchmark on the replay pools: is the bandit at least as good as every parallel baseline?
+"""Allocation benchmark: every method against self-consistency at equal *spent* samples, paired over seeds.
 
-For every pool in ../shared/data/pools (or --pool), over --seeds seeds:
+For each pool in ../shared/data/pools (or each --pool) and each seed (a seed fixes every question's sample
+order, the same for every method, so comparisons are paired):
 
-1. self-consistency, dynscaling-parallel (defaults) and the oracle at budgets {2,3,4,6,8,12,16} (paired: the same
-   seed gives every strategy the same sample order), with the paired difference bandit - SC and its 95% interval;
-2. ESC (w in 2,3,4,6) and adaptive-consistency (threshold in 0.8,0.9,0.95,0.99) swept over caps, each point
-   compared with the bandit run at exactly that point's spend (paired over seeds);
-3. the headline: the fewest samples per question with which each strategy comes within 0.005 of
-   self-consistency over the whole pool.
+- budget methods, one curve point per budget (samples per question): ``sc`` at 1, 1.5, 2, ..., pool size; the
+  default (``--default``, ``dynscaling-parallel`` as registered when the script runs), ``blend-asc`` and the
+  ``oracle`` at 1, 1.25, ..., 4, 5, 6, 8, 10, 12, 16, ... pool size;
+- per-question stopping rules, one curve point per threshold, uncapped except by the pool: ``esc`` over its
+  window ``w``, ``adaptive`` over its Beta threshold, ``consol`` over the SPRT margin (``p1``), ``ppr`` over
+  ``delta``; each sweep runs from the loosest setting (about one sample per question), doubles its step where
+  the spend grows slowly, and stops once the rule spends (nearly) the whole pool.
 
-Writes a Markdown report (tables for BENCHMARKS.md), a JSON file of every point and one plot per pool.
+Then, for every method:
 
-    python benchmarks/allocation.py --seeds 20 --out benchmarks/results
+- **samples/q to target**: the smallest spend on the method's mean curve (mean spend, mean accuracy over seeds,
+  sorted by spend) at which it reaches SC's whole-pool accuracy - 0.005, linearly interpolated between the two
+  neighbouring points; and SC's figure over the method's;
+- **accuracy at equal spend** 1.5, 2, 3, 4, 6, 8 samples/q (those <= pool size): per seed, the method's curve
+  interpolated linearly at that spend (above the curve's largest spend it stays at its last point: the method
+  stops there; below its smallest spend it is undefined). The best peer at a spend is the method other than the
+  default and the oracle with the highest mean there; the default minus that peer, per seed, gives a paired 95%
+  t-interval, flagged where the default is significantly below. (The best peer is picked on the same seeds,
+  which favours the peer slightly.)
+- the geometric mean over pools of SC's samples/q to target over each method's.
+
+Writes ``allocation.md`` and ``allocation.json`` to ``--out`` and prints the tables.
+
+    nice -n 10 python benchmarks/allocation.py                 # all pools, 10 seeds
+    nice -n 10 python benchmarks/allocation.py --quick --pool gpt4_gsm8k_x12
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from dynscaling import load_pool
-from dynscaling.bench import BenchPoint, mean_ci95, run_bench
+import numpy as np
+
+from dynscaling import Budget, load_pool, replay
+from dynscaling.allocators.stopping import CONSOL_ALPHA, CONSOL_BETA
+from dynscaling.bench import mean_ci95
 from dynscaling.pools import Pool
-from dynscaling.report import plot_accuracy
 
-BUDGETS = [2, 3, 4, 6, 8, 12, 16]
-FINE = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48]
-BANDIT = "dynscaling-parallel"
-EQUAL_SPEND_BANDIT = "dynscaling-parallel:stop_max=0.999"
 TOLERANCE = 0.005
+EQUAL_SPENDS = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+DEFAULT = "dynscaling-parallel"
+BUDGET_METHODS = ("sc", "default", "blend-asc", "oracle")
+RULES = ("esc", "adaptive", "consol", "ppr")
+#: a threshold sweep ends once the rule spends this share of the pool, or after MAX_POINTS points
+SATURATED = 0.99
+MAX_POINTS = 40
+#: samples/q a sweep step should add at least; below it the step doubles
+MIN_GAIN = 0.25
 
 
-def _shared_pools() -> list[Path]:
-    folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "pools"
-    return sorted(folder.glob("*.jsonl.gz"))
+@dataclass
+class Point:
+    """One parameter setting of one method, measured on every seed."""
+
+    label: str
+    spends: list[float] = field(default_factory=list)
+    accuracies: list[float] = field(default_factory=list)
+
+    @property
+    def spend(self) -> float:
+        return statistics.fmean(self.spends)
+
+    @property
+    def accuracy(self) -> float:
+        return statistics.fmean(self.accuracies)
 
 
-def _paired(a: BenchPoint, b: BenchPoint) -> tuple[float, float]:
-    return mean_ci95([x - y for x, y in zip(a.accuracies, b.accuracies, strict=True)])
+# ---- grids ------------------------------------------------------------------------------------------------
+
+def fine_budgets(size: int, quick: bool) -> list[float]:
+    low = [1, 1.5, 2, 3, 4] if quick else [1 + i / 4 for i in range(13)]
+    high = [6, 8, 12, 16, 24, 32, 48] if quick else [5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48]
+    return sorted({b for b in [*low, *high] if b <= size} | {float(size)})
 
 
-def bench_pool(pool: Pool, seeds: int) -> tuple[list[BenchPoint], list[str]]:
-    lines: list[str] = []
-    full_budget = pool.max_samples
-    budgets = [b for b in BUDGETS if b <= full_budget]
-    fine = sorted({b for b in FINE if b <= full_budget} | set(budgets))
-    main = run_bench([pool], ["sc", BANDIT, "oracle"], fine, seeds)
-    full = run_bench([pool], ["sc"], [float(full_budget)], seeds)[0]
-    get = {(p.strategy, p.budget): p for p in main}
-    lines.append(f"### {pool.name} ({len(pool.entries)} questions x {pool.samples_per_question:g} samples; "
-                 f"SC over the whole pool {full.accuracy_mean:.4f})\n")
-    lines.append("| budget | SC | dynscaling-parallel | bandit - SC (paired) | oracle | bandit samples/q spent |")
-    lines.append("|---:|---:|---:|---:|---:|---:|")
-    for b in budgets:
-        sc, bandit, oracle = get[("sc", b)], get[(BANDIT, b)], get[("oracle", b)]
-        diff, ci = _paired(bandit, sc)
-        verdict = "" if diff + ci >= 0 else " **below**"
-        lines.append(f"| {b} | {sc.accuracy_mean:.4f} ± {sc.accuracy_ci95:.4f} | {bandit.accuracy_mean:.4f} ± "
-                     f"{bandit.accuracy_ci95:.4f} | {diff:+.4f} ± {ci:.4f}{verdict} | {oracle.accuracy_mean:.4f} | "
-                     f"{bandit.samples_per_question:.2f} |")
-    # Baselines swept over their parameters, each compared with the bandit run at exactly its spend (same seeds,
-    # so the comparison is paired). The bandit there anneals its settle threshold (stop_max=0.999) so that it can
-    # spend as much as the baseline did; with the default it would stop earlier, spending less.
-    sweeps: list[BenchPoint] = []
-    for w in (2, 3, 4, 6):
-        sweeps += run_bench([pool], [f"esc:w={w}"], [c for c in fine if c >= w], seeds)
-    for threshold in (0.8, 0.9, 0.95, 0.99):
-        sweeps += run_bench([pool], [f"adaptive:threshold={threshold}"], fine, seeds)
-    worse, better, equal_spend = [], 0, []
-    for p in sweeps:
-        twin = run_bench([pool], [EQUAL_SPEND_BANDIT], [p.samples_per_question], seeds)[0]
-        equal_spend.append(twin)
-        diff, ci = _paired(twin, p)
-        if diff + ci < 0:
-            worse.append((p, twin, diff, ci))
-        elif diff - ci > 0:
-            better += 1
-    lines.append("")
-    lines.append(f"ESC (w = 2, 3, 4, 6) and adaptive-consistency (threshold = 0.8, 0.9, 0.95, 0.99) swept over caps: "
-                 f"{len(sweeps)} points. At each point's spend, the bandit is significantly better at {better}, "
-                 f"within the interval at {len(sweeps) - better - len(worse)}, significantly worse at {len(worse)}.")
-    for p, twin, diff, ci in worse:
-        lines.append(f"- {p.strategy} cap {p.budget:g}: {p.accuracy_mean:.4f} at {p.samples_per_question:.2f} "
-                     f"samples/q; bandit {twin.accuracy_mean:.4f} ({diff:+.4f} ± {ci:.4f})")
-    # Headline
-    target = full.accuracy_mean - TOLERANCE
-    lines.append("")
-    lines.append(f"Samples per question to reach SC's whole-pool accuracy within {TOLERANCE} (target {target:.4f}):")
-    curves: dict[str, list[BenchPoint]] = {}
-    for p in main + sweeps + equal_spend:
-        curves.setdefault(p.strategy.split(":")[0] if p.strategy.startswith(("esc", "adaptive")) else p.strategy,
-                          []).append(p)
-    for name, curve in curves.items():
-        reached = [p.samples_per_question for p in curve if p.accuracy_mean >= target]
-        best = min(reached) if reached else None
-        share = "" if best is None else f" ({best / pool.samples_per_question:.0%} of the pool)"
-        lines.append(f"- {name}: {'not reached' if best is None else f'{best:.2f}'}{share}")
-    lines.append("")
-    return main + sweeps + equal_spend + [full], lines
+def sc_budgets(size: int, quick: bool) -> list[float]:
+    whole = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48] if quick else range(1, size + 1)
+    return sorted({float(b) for b in whole if b <= size} | {1.5, float(size)})
+
+
+def consol_p1(margin: int) -> float:
+    """The ``p1`` with which ConSol's SPRT (default alpha, beta) accepts once the leader is ``margin`` votes ahead
+    of an empty runner-up: ``margin * ln(p1/0.5)`` reaches the acceptance line, ``margin - 1`` does not."""
+    accept = math.log((1 - CONSOL_BETA) / CONSOL_ALPHA)
+    return 0.5 * math.exp(accept / (margin - 0.5))
+
+
+def rule_setting(rule: str, strictness: float, size: int) -> tuple[str, str] | None:
+    """(label, strategy spec) of a per-question rule at ``strictness`` >= 0 (0: about one sample per question),
+    uncapped except by the pool; None past the point where even a unanimous question would need the whole pool."""
+    if strictness > size + 2:
+        return None
+    if rule == "esc":
+        w = 1 + round(strictness)
+        return (f"w={w}", f"esc:w={w},cap={size}") if w <= size else None
+    if rule == "adaptive":
+        threshold = 1 - 0.3 * 2 ** -strictness
+        return f"threshold={threshold:.10g}", f"adaptive:threshold={threshold!r},cap={size}"
+    if rule == "consol":
+        margin = 1 + round(strictness)
+        return (f"margin={margin}", f"consol:p1={consol_p1(margin)!r},max_trials={size}") if margin <= size else None
+    if rule == "ppr":
+        delta = 2 ** -strictness
+        return f"delta={delta:.6g}", f"ppr:delta={delta!r},cap={size}"
+    raise ValueError(rule)
+
+
+def sweep(pool: Pool, rule: str, seeds: int, quick: bool) -> list[Point]:
+    """A rule's curve from its loosest setting upwards. The step in strictness doubles whenever a step adds
+    less than MIN_GAIN samples/q, so the points spread over the spend range instead of piling up where the rule
+    has plateaued; the sweep ends once the rule spends (nearly) the whole pool."""
+    integral = rule in ("esc", "consol")
+    step = (2.0 if quick else 1.0) if integral else (1.0 if quick else 0.5)
+    strictness, points, seen = 0.0, [], set()
+    while len(points) < MAX_POINTS and (setting := rule_setting(rule, strictness, pool.max_samples)):
+        label, spec = setting
+        if label not in seen:
+            seen.add(label)
+            point = measure(pool, spec, label, float(pool.max_samples), seeds)
+            if points and point.spend - points[-1].spend < MIN_GAIN:
+                step *= 2
+            points.append(point)
+            if point.spend >= SATURATED * pool.samples_per_question:
+                break
+        strictness += step
+    return points
+
+
+# ---- measuring --------------------------------------------------------------------------------------------
+
+def measure(pool: Pool, spec: str, label: str, budget: float, seeds: int) -> Point:
+    questions = len(pool.entries)
+    point = Point(label)
+    for seed in range(seeds):
+        result = replay(pool, spec, Budget(samples=max(1, round(budget * questions))), seed=seed)
+        point.spends.append(result.samples / questions)
+        point.accuracies.append(result.accuracy or 0.0)
+    return point
+
+
+def measure_pool(pool: Pool, seeds: int, quick: bool, default: str) -> dict[str, list[Point]]:
+    size = pool.max_samples
+    specs = {"sc": "sc", "default": default, "blend-asc": "blend-asc", "oracle": "oracle"}
+    curves: dict[str, list[Point]] = {}
+    for method, spec in specs.items():
+        grid = sc_budgets(size, quick) if method == "sc" else fine_budgets(size, quick)
+        curves[method] = [measure(pool, spec, f"budget={b:g}", b, seeds) for b in grid]
+    for rule in RULES:
+        curves[rule] = sweep(pool, rule, seeds, quick)
+    return curves
+
+
+# ---- analysis ---------------------------------------------------------------------------------------------
+
+def spend_to_reach(points: Sequence[Point], target: float) -> float | None:
+    """The smallest spend at which the mean curve reaches ``target``, interpolated between neighbours."""
+    curve = sorted((p.spend, p.accuracy) for p in points)
+    for i, (spend, accuracy) in enumerate(curve):
+        if accuracy >= target:
+            if i == 0:
+                return spend
+            s0, a0 = curve[i - 1]
+            return s0 + (target - a0) * (spend - s0) / (accuracy - a0)
+    return None
+
+
+def at_spend(points: Sequence[Point], seed: int, spend: float) -> float | None:
+    """One seed's accuracy at ``spend`` on a method's curve (None below the curve's smallest spend)."""
+    by_spend: dict[float, list[float]] = {}
+    for p in points:
+        by_spend.setdefault(round(p.spends[seed], 9), []).append(p.accuracies[seed])
+    xs = sorted(by_spend)
+    ys = [statistics.fmean(by_spend[x]) for x in xs]
+    if spend < xs[0] - 1e-9:
+        return None
+    return float(np.interp(spend, xs, ys))  # flat beyond the largest spend
+
+
+def equal_spend(curves: dict[str, list[Point]], seeds: int, spend: float) -> dict[str, list[float]]:
+    """Per method with a value on every seed: its accuracy at ``spend``, per seed."""
+    found = {}
+    for method, points in curves.items():
+        values = [at_spend(points, seed, spend) for seed in range(seeds)]
+        if all(v is not None for v in values):
+            found[method] = [float(v) for v in values if v is not None]
+    return found
+
+
+def analyse(pool: Pool, curves: dict[str, list[Point]], seeds: int) -> dict[str, object]:
+    whole = max(curves["sc"], key=lambda p: p.spend)
+    target = whole.accuracy - TOLERANCE
+    reach = {m: spend_to_reach(points, target) for m, points in curves.items()}
+    sc = reach["sc"]
+    ratio = {m: (sc / r if sc is not None and r else None) for m, r in reach.items()}
+    spends: dict[str, dict[str, object]] = {}
+    for spend in (s for s in EQUAL_SPENDS if s <= pool.max_samples):
+        values = equal_spend(curves, seeds, spend)
+        entry: dict[str, object] = {"accuracy": {m: mean_ci95(v) for m, v in values.items()}}
+        peers = {m: v for m, v in values.items() if m not in ("default", "oracle")}
+        if "default" in values and peers:
+            best = max(peers, key=lambda m: statistics.fmean(peers[m]))
+            diff, ci = mean_ci95([d - b for d, b in zip(values["default"], peers[best], strict=True)])
+            entry.update(best_peer=best, difference=diff, ci95=ci, below=diff + ci < 0)
+        spends[f"{spend:g}"] = entry
+    return {"pool": pool.name, "questions": len(pool.entries), "pool_size": pool.max_samples,
+            "sc_whole_pool": whole.accuracy, "target": target, "samples_to_target": reach, "ratio_to_sc": ratio,
+            "equal_spend": spends}
+
+
+# ---- report -----------------------------------------------------------------------------------------------
+
+def _num(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    return "not reached" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def pool_table(summary: dict[str, object], methods: Sequence[str], default: str) -> list[str]:
+    spends = summary["equal_spend"]
+    assert isinstance(spends, dict)
+    reach, ratio = summary["samples_to_target"], summary["ratio_to_sc"]
+    assert isinstance(reach, dict) and isinstance(ratio, dict)
+    lines = [f"### {summary['pool']} ({summary['questions']} questions x {summary['pool_size']}; SC over the whole "
+             f"pool {summary['sc_whole_pool']:.4f}, target {summary['target']:.4f})", "",
+             "| method | samples/q to target | SC / method | " + " | ".join(f"acc @ {s}" for s in spends) + " |",
+             "|---|---:|---:|" + "---:|" * len(spends)]
+    for method in methods:
+        cells = []
+        for entry in spends.values():
+            accuracy = entry["accuracy"].get(method)
+            cells.append("—" if accuracy is None else f"{accuracy[0]:.4f} ± {accuracy[1]:.4f}")
+        name = f"default ({default})" if method == "default" else method
+        lines.append(f"| {name} | {_num(reach[method])} | {_num(ratio[method], 2, 'x')} | " + " | ".join(cells)
+                     + " |")
+    lines += ["", "| spend (samples/q) | best peer there | default - best peer (paired, 95%) |", "|---:|---|---:|"]
+    for spend, entry in spends.items():
+        if "best_peer" not in entry:
+            lines.append(f"| {spend} | — | default not measured at this spend |")
+            continue
+        flag = " **significantly below**" if entry["below"] else ""
+        lines.append(f"| {spend} | {entry['best_peer']} | {entry['difference']:+.4f} ± {entry['ci95']:.4f}{flag} |")
+    return [*lines, ""]
+
+
+def summary_table(summaries: Sequence[dict[str, object]], methods: Sequence[str]) -> list[str]:
+    lines = ["| pool | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+    for s in summaries:
+        reach = s["samples_to_target"]
+        assert isinstance(reach, dict)
+        lines.append(f"| {s['pool']} | " + " | ".join(_num(reach[m]) for m in methods) + " |")
+    means = []
+    for m in methods:
+        ratios = [s["ratio_to_sc"][m] for s in summaries]  # type: ignore[index]
+        reached = [r for r in ratios if r]
+        mean = math.exp(statistics.fmean(math.log(r) for r in reached)) if reached else None
+        missing = len(ratios) - len(reached)
+        means.append(_num(mean, 2, "x") + (f" ({missing} pool(s) not reached)" if missing and reached else ""))
+    lines.append("| geometric mean of SC / method | " + " | ".join(means) + " |")
+    below = [f"{s['pool']} @ {spend}" for s in summaries
+             for spend, e in s["equal_spend"].items() if e.get("below")]  # type: ignore[union-attr]
+    lines += ["", "Equal spends where the default is significantly below the best peer: "
+              + (", ".join(below) if below else "none") + "."]
+    return lines
+
+
+def _shared_pools() -> Path:
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "pools"
+
+
+def resolve_pool(name: str) -> Path:
+    path = Path(name)
+    if path.exists():
+        return path
+    for candidate in (_shared_pools() / name, _shared_pools() / f"{name}.jsonl.gz"):
+        if candidate.exists():
+            return candidate
+    sys.exit(f"no pool {name!r}: give a file or the name of a pool in {_shared_pools()}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pool", action="append", type=Path, help="pool file (default: all of ../shared)")
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--pool", action="append", help="pool file or name in ../shared/data/pools (default: all)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds (default 10; 3 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="fewer seeds, coarser grids: a smoke run")
+    parser.add_argument("--default", default=DEFAULT, help=f"the strategy spec under test (default {DEFAULT})")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
-    paths = args.pool or _shared_pools()
+    seeds = args.seeds or (3 if args.quick else 10)
+    if seeds < 2:
+        sys.exit("--seeds must be at least 2 (the intervals are over seeds)")
+    paths = [resolve_pool(p) for p in args.pool] if args.pool else sorted(_shared_pools().glob("*.jsonl.gz"))
     if not paths:
         sys.exit("no pools: pass --pool or put ../shared/data/pools beside the project")
     args.out.mkdir(parents=True, exist_ok=True)
-    report = [f"Seeds: {args.seeds}. Accuracy is mean ± 95% t-interval over seeds (sample orders).\n"]
-    records: list[dict[str, object]] = []
-    started = time.perf_counter()
+    methods = [*BUDGET_METHODS, *RULES]
+    started, started_cpu = time.perf_counter(), time.process_time()
+    summaries, records = [], []
     for path in paths:
         t0 = time.perf_counter()
         pool = load_pool(path)
-        points, lines = bench_pool(pool, args.seeds)
-        report += lines
-        records += [p.to_dict() for p in points]
-        plot_accuracy([p for p in points if p.strategy in ("sc", BANDIT, "oracle", "esc:w=4",
-                                                           "adaptive:threshold=0.95")], args.out)
-        print(f"{pool.name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    report.append(f"Total time {time.perf_counter() - started:.0f} s.")
+        curves = measure_pool(pool, seeds, args.quick, args.default)
+        summaries.append(analyse(pool, curves, seeds))
+        records.append({**summaries[-1], "curves": {m: [vars(p) for p in points] for m, points in curves.items()}})
+        print(f"{pool.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    command = "python benchmarks/allocation.py" + (" --quick" if args.quick else "") + f" --seeds {seeds}"
+    report = [f"# Allocation at equal spend ({'quick' if args.quick else 'full'} run)", "",
+              f"`{command}`, default = `{args.default}`, {seeds} seeds, {len(paths)} pool(s), {elapsed:.0f} s "
+              f"({cpu:.0f} s of CPU).",
+              f"Target: SC's whole-pool accuracy - {TOLERANCE}. Accuracy: mean ± 95% t-interval over seeds.", "",
+              "## Samples per question to reach the target", "", *summary_table(summaries, methods), ""]
+    for summary in summaries:
+        report += pool_table(summary, methods, args.default)
     (args.out / "allocation.md").write_text("\n".join(report) + "\n")
-    (args.out / "allocation.json").write_text(json.dumps(records) + "\n")
+    (args.out / "allocation.json").write_text(json.dumps({"default": args.default, "seeds": seeds,
+                                                          "quick": args.quick, "seconds": round(elapsed, 1),
+                                                          "cpu_seconds": round(cpu, 1),
+                                                          "pools": records}, indent=1) + "\n")
     print("\n".join(report))
 
 

@@ -47,6 +47,11 @@ PARALLEL_STRATEGIES = [
     "ucb:score=voi,stop=0.9,cap=4",
     "ucb:k0=1,max_inflight=2",
     "oracle",
+    "consol",
+    "consol:p1=0.5002,max_trials=5",
+    "ppr",
+    "ppr:delta=0.2,cap=6",
+    "blend-asc",
 ]
 
 # Strategies that never stop a question early on these small pools: they serve every recorded sample.

@@ -12,8 +12,11 @@ from dynscaling.allocators import (
     AdaptiveAllocator,
     BanditAllocator,
     BayesAllocator,
+    BlendAscAllocator,
+    ConsolAllocator,
     EscAllocator,
     OracleAllocator,
+    PprAllocator,
     UniformAllocator,
 )
 from dynscaling.samplers import IntegratedSampler, ParallelSampler, SequentialSampler
@@ -49,6 +52,10 @@ PARAMS = {
     "ucb": bandit_params,
     "integrated-uniform": {"k0": st.integers(1, 4), **chain_params},
     "oracle": {},
+    "consol": {"p1": st.floats(min_value=0.5001, max_value=0.99), "alpha": st.floats(min_value=0.001, max_value=0.05),
+               "beta": st.floats(min_value=0.01, max_value=0.94), "max_trials": positive},
+    "ppr": {"delta": st.floats(min_value=0.001, max_value=1.0), "cap": positive},
+    "blend-asc": {"horizon": st.floats(min_value=1.0, max_value=64.0)},
 }
 
 
@@ -98,6 +105,9 @@ class TestParsing:
         ("ucb", ParallelSampler, BanditAllocator),
         ("integrated-uniform", IntegratedSampler, UniformAllocator),
         ("oracle", ParallelSampler, OracleAllocator),
+        ("consol", ParallelSampler, ConsolAllocator),
+        ("ppr", ParallelSampler, PprAllocator),
+        ("blend-asc", ParallelSampler, BlendAscAllocator),
     ])
     def test_each_strategy_is_the_documented_sampler_and_allocator(self, name: str, sampler_type: type,
                                                                    allocator_type: type) -> None:

@@ -6,6 +6,9 @@
 | sc                  | parallel    | uniform (self-consistency)                 |
 | esc                 | parallel    | early-stopping windows                     |
 | adaptive            | parallel    | Beta stopping rule                         |
+| consol              | parallel    | SPRT of leader vs runner-up, in batches    |
+| ppr                 | parallel    | PPR-1v1 stopping rule                      |
+| blend-asc           | parallel    | Beta then PPR ranking across questions     |
 | sequential          | sequential  | uniform                                    |
 | dynscaling          | integrated  | empirical-Bayes value of information       |
 | dynscaling-parallel | parallel    | empirical-Bayes value of information       |
@@ -29,10 +32,14 @@ from .allocators import (
     Allocator,
     BanditAllocator,
     BayesAllocator,
+    BlendAscAllocator,
+    ConsolAllocator,
     EscAllocator,
     OracleAllocator,
+    PprAllocator,
     UniformAllocator,
 )
+from .allocators.stopping import CONSOL_ALPHA, CONSOL_BETA, CONSOL_MAX_TRIALS, CONSOL_P1
 from .errors import ConfigError
 from .samplers import IntegratedSampler, ParallelSampler, Prompts, Sampler, SequentialSampler
 
@@ -74,6 +81,15 @@ STRATEGIES: dict[str, _Spec] = {
     "adaptive": _Spec({"threshold": 0.95, "cap": 40},
                       lambda p, pr: (ParallelSampler(pr), AdaptiveAllocator(threshold=p["threshold"], cap=p["cap"])),
                       "adaptive-consistency: stop a question when its Beta confidence passes threshold", ("cap",)),
+    "consol": _Spec({"p1": CONSOL_P1, "alpha": CONSOL_ALPHA, "beta": CONSOL_BETA, "max_trials": CONSOL_MAX_TRIALS},
+                    lambda p, pr: (ParallelSampler(pr), ConsolAllocator(p["p1"], p["alpha"], p["beta"],
+                                                                        p["max_trials"])),
+                    "ConSol: stop a question when an SPRT tells its leader from the runner-up", ("max_trials",)),
+    "ppr": _Spec({"delta": 0.05, "cap": 40},
+                 lambda p, pr: (ParallelSampler(pr), PprAllocator(delta=p["delta"], cap=p["cap"])),
+                 "PPR-1v1: stop a question when the leader beats the runner-up at level delta", ("cap",)),
+    "blend-asc": _Spec({"horizon": 8.0}, lambda p, pr: (ParallelSampler(pr), BlendAscAllocator(p["horizon"])),
+                       "Blend-ASC (reconstructed): the budget across questions, Beta ranking then PPR-1v1's"),
     "sequential": _Spec({"max_chain_tokens": 6000},
                         lambda p, pr: (SequentialSampler(p["max_chain_tokens"], pr), UniformAllocator()),
                         "sequential revision: each sample revises the previous one (live models only)"),

@@ -12,6 +12,8 @@ from .bandit import SCORES, BanditAllocator
 from .base import Allocator
 from .baselines import AdaptiveAllocator, EscAllocator, OracleAllocator, UniformAllocator
 from .bayes import BayesAllocator
+from .blend import BlendAscAllocator
+from .stopping import ConsolAllocator, PprAllocator
 
 __all__ = [
     "SCORES",
@@ -19,7 +21,10 @@ __all__ = [
     "Allocator",
     "BanditAllocator",
     "BayesAllocator",
+    "BlendAscAllocator",
+    "ConsolAllocator",
     "EscAllocator",
     "OracleAllocator",
+    "PprAllocator",
     "UniformAllocator",
 ]

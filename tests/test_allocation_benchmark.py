@@ -1,0 +1,106 @@
+"""benchmarks/allocation.py: the curve arithmetic pinned on hand-made points, and a whole quick run on a small pool
+written here (the shared pools are too big for the suite)."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "allocation.py"
+_spec = importlib.util.spec_from_file_location("allocation_benchmark", SCRIPT)
+assert _spec is not None and _spec.loader is not None
+allocation = importlib.util.module_from_spec(_spec)
+sys.modules["allocation_benchmark"] = allocation
+_spec.loader.exec_module(allocation)
+Point = allocation.Point
+
+
+def curve(*points: tuple[list[float], list[float]]) -> list:
+    return [Point(f"p{i}", list(spends), list(accuracies)) for i, (spends, accuracies) in enumerate(points)]
+
+
+class TestSpendToReach:
+    def test_it_interpolates_between_the_points_either_side_of_the_target(self) -> None:
+        points = curve(([1.0], [0.60]), ([2.0], [0.70]), ([4.0], [0.80]))
+        assert allocation.spend_to_reach(points, 0.75) == pytest.approx(3.0)  # halfway from 2 to 4
+
+    def test_the_first_crossing_counts_even_if_the_curve_dips_later(self) -> None:
+        points = curve(([3.0], [0.9]), ([1.0], [0.5]), ([5.0], [0.7]), ([2.0], [0.8]))
+        assert allocation.spend_to_reach(points, 0.65) == pytest.approx(1.5)
+
+    def test_a_first_point_above_the_target_is_its_spend_and_a_curve_below_never_reaches(self) -> None:
+        assert allocation.spend_to_reach(curve(([1.2], [0.9]), ([2.0], [0.95])), 0.8) == pytest.approx(1.2)
+        assert allocation.spend_to_reach(curve(([1.0], [0.5]), ([2.0], [0.6])), 0.8) is None
+
+
+class TestAtSpend:
+    def test_each_seed_is_interpolated_on_its_own_spends(self) -> None:
+        points = curve(([1.0, 1.2], [0.5, 0.6]), ([3.0, 2.2], [0.9, 0.7]))
+        assert allocation.at_spend(points, 0, 2.0) == pytest.approx(0.7)  # seed 0: halfway 1 -> 3
+        assert allocation.at_spend(points, 1, 2.0) == pytest.approx(0.68)  # seed 1: 0.8 of the way 1.2 -> 2.2
+
+    def test_below_the_smallest_spend_it_is_undefined_above_the_largest_it_stays_flat(self) -> None:
+        points = curve(([2.0], [0.6]), ([3.0], [0.8]))
+        assert allocation.at_spend(points, 0, 1.5) is None
+        assert allocation.at_spend(points, 0, 8.0) == pytest.approx(0.8)
+
+    def test_points_at_the_same_spend_are_averaged(self) -> None:
+        points = curve(([2.0], [0.6]), ([2.0], [0.8]), ([4.0], [1.0]))
+        assert allocation.at_spend(points, 0, 2.0) == pytest.approx(0.7)
+
+
+def test_the_sprt_margin_grid_gives_consol_that_margin() -> None:
+    from dynscaling.allocators.stopping import sprt_decides
+
+    for margin in (1, 2, 3, 5, 12):
+        p1 = allocation.consol_p1(margin)
+        assert sprt_decides(margin, 0, p1=p1) and not sprt_decides(margin - 1, 0, p1=p1)
+    assert allocation.consol_p1(3) == pytest.approx(0.5001, abs=0.00004)  # ConSol's default stops 3 ahead
+
+
+def write_pool(path: Path, questions: int = 24, samples: int = 6) -> None:
+    rng = random.Random(7)
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for i in range(questions):
+            top = rng.uniform(0.3, 0.95)
+            answers = ["7" if rng.random() < top else str(rng.randint(1, 4)) for _ in range(samples)]
+            record = {"id": str(i), "question": f"question {i}", "gold": "7", "answer_type": "number",
+                      "samples": [{"text": f"so {a}", "answer": a} for a in answers]}
+            handle.write(json.dumps(record) + "\n")
+
+
+def test_a_quick_run_writes_the_table_and_the_json_for_every_method(tmp_path: Path) -> None:
+    pool = tmp_path / "tiny_x6.jsonl.gz"
+    write_pool(pool)
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--pool", str(pool), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    report = (out / "allocation.md").read_text()
+    record = json.loads((out / "allocation.json").read_text())
+    assert record["seeds"] == 3 and record["quick"] is True
+    [summary] = record["pools"]
+    methods = {"sc", "default", "blend-asc", "oracle", "esc", "adaptive", "consol", "ppr"}
+    assert set(summary["curves"]) == methods == set(summary["samples_to_target"])
+    assert sorted(summary["equal_spend"]) == ["1.5", "2", "3", "4", "6"]  # 8 is past the pool's 6 samples
+    assert all("best_peer" in entry for entry in summary["equal_spend"].values())
+    # SC's curve: whole budgets up to the pool and 1.5; its last point is the whole pool.
+    assert [p["label"] for p in summary["curves"]["sc"]][-1] == "budget=6"
+    assert summary["ratio_to_sc"]["sc"] == pytest.approx(1.0)
+    for method in methods:
+        assert method in report
+    assert "default - best peer" in report and done.stdout.startswith("# Allocation at equal spend")
+
+
+def test_an_unknown_pool_name_is_a_one_line_error(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT), "--pool", "no-such-pool", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0 and "no pool 'no-such-pool'" in done.stderr
+    assert "Traceback" not in done.stderr
