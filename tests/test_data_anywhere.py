@@ -221,7 +221,7 @@ class TestStrategiesCommand:
         rows = {r["name"]: r for r in map(json.loads, result.output.splitlines())}
         assert list(rows) == list(STRATEGIES)
         assert all(r["summary"] for r in rows.values())
-        params = {p["name"]: p for p in rows["dynscaling"]["parameters"]}
+        params = {p["name"]: p for p in rows["dynscaling-ucb"]["parameters"]}
         assert params["k0"] == {"name": "k0", "type": "int", "default": 2, "follows_budget": False}
         assert params["stop_max"]["type"] == "float | none" and params["stop_max"]["default"] is None
         assert rows["dynscaling"]["live_only"] and not rows["sc"]["live_only"]

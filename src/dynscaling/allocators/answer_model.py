@@ -30,7 +30,7 @@ __all__ = ["AnswerModel", "Shape", "fit_weights"]
 Shape = tuple[int, ...]
 
 THETAS = (0.5, 0.55, 0.65, 0.75, 0.85, 0.92, 0.97, 0.99, 1.0)
-BETAS = (3.0,)
+BETAS = (0.3, 3.0)
 
 _THETA = np.repeat(np.array(THETAS), len(BETAS))
 _BETA = np.tile(np.array(BETAS), len(THETAS))

@@ -44,6 +44,8 @@ __all__ = ["BayesAllocator", "shape_of"]
 
 #: a refit that moves the prior's weights by less than this (L1) keeps the current model
 _REFIT_TOLERANCE = 0.05
+#: the weight of "least settled first" among questions whose look-ahead sees no gain
+_TIE_BREAK = 1e-9
 
 
 def shape_of(tally: Tally) -> Shape:
@@ -101,7 +103,11 @@ class BayesAllocator(Allocator):
         if tally.v1 == 0:
             gain = rate * self.model.value((1,))  # a first answer, worth its chance of being the mode
         else:
-            gain = rate * self.model.index(shape_of(tally))
+            shape = shape_of(tally)
+            # Where no look-ahead within the horizon sees a gain (a close race judged settled, or one needing
+            # more votes than the horizon), the least settled question goes first: a tie-break, far below any
+            # real gain.
+            gain = rate * (self.model.index(shape) + _TIE_BREAK * (1.0 - self.model.value(shape)))
         if self.unit_cost is not None:
             gain /= self.unit_cost(qi)
         return gain
