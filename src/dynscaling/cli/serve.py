@@ -27,7 +27,7 @@ from .common import fail_cleanly
               help="Concurrent upstream requests at most, over all clients.")
 @click.option("--default-budget", default=8, show_default=True, type=click.IntRange(min=1),
               help="Samples per question for model names without a number (dynscaling/<model>).")
-@click.option("--strategy", default="dynscaling:max_inflight=2", show_default=True,
+@click.option("--strategy", default="dynscaling:max_inflight=2,min_gain=0.001", show_default=True,
               help="Default strategy for scaled requests.")
 @click.option("--answer-type", default="text", show_default=True,
               type=click.Choice(["number", "date", "latex", "choice", "text"]))

@@ -45,7 +45,7 @@ class ServeConfig:
     concurrency: int = 16
     default_budget: int = 8
     max_budget: int = 64
-    strategy: str = "dynscaling:max_inflight=2"
+    strategy: str = "dynscaling:max_inflight=2,min_gain=0.001"
     answer_type: str = "text"
     max_body_bytes: int = 4_000_000
     sampling: Mapping[str, Any] = field(default_factory=lambda: {"temperature": 0.7})
