@@ -87,6 +87,35 @@ def hypotheses(shape: Shape) -> tuple[list[int], np.ndarray, np.ndarray, np.ndar
     return found
 
 
+_evidence_cache: dict[Shape, np.ndarray] = {}
+
+
+def evidence(shape: Shape) -> np.ndarray:
+    """What the posterior needs of a shape, as rows over the grid cells, so that one product with the weights
+    gives it: the tally's likelihood, its likelihood with the leader as the mode, the share of the next vote that
+    goes to field answers per vote they hold, and the corrections to that share where the leader (then the
+    runner-up) is the mode. All scaled by one constant, which cancels."""
+    found = _evidence_cache.get(shape)
+    if found is not None:
+        return found
+    counts, multiplicity, loglik, share = hypotheses(shape)
+    likelihood = np.exp(loglik - loglik.max()) * multiplicity[:, None]  # (hypothesis, cell)
+    v1 = shape[0]
+    v2 = shape[1] if len(shape) > 1 else 0
+    leader_group = counts.index(v1)
+    leader = likelihood[leader_group] / multiplicity[leader_group]
+    rows = [likelihood.sum(axis=0), leader, (likelihood * share).sum(axis=0),
+            leader * (_THETA - v1 * share[leader_group])]
+    if v2:
+        runner_group = counts.index(v2)
+        runner = likelihood[runner_group] / multiplicity[runner_group]
+        rows.append(runner * (_THETA - v2 * share[runner_group]))
+    found = np.vstack(rows)
+    if len(_evidence_cache) < 1 << 16:
+        _evidence_cache[shape] = found
+    return found
+
+
 def fit_weights(shapes: dict[Shape, int], prior_weight: float) -> np.ndarray:
     """The batch prior over the grid: EM for the mixture weights, shrunk toward flat by ``prior_weight``."""
     flat = np.full(CELLS, 1.0 / CELLS)
@@ -95,9 +124,7 @@ def fit_weights(shapes: dict[Shape, int], prior_weight: float) -> np.ndarray:
     for shape, count in shapes.items():
         if sum(shape) < 2:
             continue  # one vote has the same likelihood under every cell
-        _, multiplicity, loglik, _ = hypotheses(shape)
-        top = loglik.max()
-        rows.append(multiplicity @ np.exp(loglik - top))
+        rows.append(evidence(shape)[0])
         counts.append(count)
     if not rows:
         return flat
@@ -129,25 +156,15 @@ class AnswerModel:
         found = self._posterior.get(shape)
         if found is not None:
             return found
-        counts, multiplicity, loglik, share = hypotheses(shape)
-        joint = loglik + self._log_weights
-        p = np.exp(joint - joint.max()) * multiplicity[:, None]  # (hypothesis, cell)
-        p /= p.sum()
-        v1 = shape[0]
-        v2 = shape[1] if len(shape) > 1 else 0
-        leader_group = counts.index(v1)
-        leader = float(p[leader_group].sum()) / multiplicity[leader_group]
         # The next vote goes to a block with b votes with theta if the block is the mode, else with
         # (1 - theta) b / (field + beta): summed over every hypothesis, then corrected on the rows where this
         # block is (one of the multiplicity blocks that are) the mode.
-        field_share = float((p * share).sum())
-        mode = p[leader_group] / multiplicity[leader_group]
-        to_leader = v1 * field_share + float(mode @ (_THETA - v1 * share[leader_group]))
-        to_runner = 0.0
-        if v2:
-            runner_group = counts.index(v2)
-            mode = p[runner_group] / multiplicity[runner_group]
-            to_runner = v2 * field_share + float(mode @ (_THETA - v2 * share[runner_group]))
+        rows = (evidence(shape) @ self.weights).tolist()
+        total = rows[0]
+        field_share = rows[2] / total
+        leader = rows[1] / total
+        to_leader = shape[0] * field_share + rows[3] / total
+        to_runner = shape[1] * field_share + rows[4] / total if len(rows) > 4 else 0.0
         found = (float(leader), to_leader, to_runner)
         if len(self._posterior) < 1 << 18:
             self._posterior[shape] = found
