@@ -69,7 +69,38 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class ScriptedServer:
+_Server = TypeVar("_Server", bound="LoopbackServer")
+
+
+class LoopbackServer:
+    """A ``ThreadingHTTPServer`` on 127.0.0.1 in a background thread, as a context manager: the lifecycle every
+    test upstream here shares. Subclasses build their handler and call ``_serve``."""
+
+    _server: ThreadingHTTPServer
+    _thread: threading.Thread
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler], port: int = 0, *,
+               daemon_threads: bool = False) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server.daemon_threads = daemon_threads
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self: _Server) -> _Server:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+class ScriptedServer(LoopbackServer):
     """A fake HTTP server that answers POSTs with scripted replies, in order (the last one repeats), and records
     each request's path, headers (names in lower case) and JSON body. ``echo_auth=True`` appends the request's
     Authorization header to every error message, like a careless gateway, to prove that clients scrub it. Use as a
@@ -109,22 +140,8 @@ class ScriptedServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._serve(Handler)
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 def completion(contents: Sequence[str | None], *, prompt: int = 10, completion_tokens: int = 20, cached: int = 0,

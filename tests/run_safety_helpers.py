@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from dynscaling.cli import cli
 from dynscaling.pools import Pool, bundled_pools
+from fakes import LoopbackServer
 
 SECRET = "sk-test-SECRET-7f3a9b"
 DATE_POOL = next(p for p in bundled_pools() if p.name.startswith("chatgpt_date"))  # 10 samples per question
@@ -47,7 +47,7 @@ def journal_counts(path: Path) -> dict[str, int]:
         db.close()
 
 
-class ModelsServer:
+class ModelsServer(LoopbackServer):
     """GET /v1/models answers ``status``: the list of ``models``, or an error with message ``body`` (echoing the
     Authorization header, as a careless gateway would). POST either drops the connection without a response
     (``drop_posts``) or answers ``post_status`` with ``post_message``. Counts the POSTs it received."""
@@ -85,22 +85,8 @@ class ModelsServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._serve(Handler, port)
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> ModelsServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 def free_port() -> int:

@@ -11,10 +11,12 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import uvicorn
+
+from fakes import LoopbackServer
 
 
 class Uvicorn:
@@ -40,7 +42,7 @@ class Uvicorn:
         self.thread.join(timeout=30)
 
 
-class ChatUpstream:
+class ChatUpstream(LoopbackServer):
     """An OpenAI-style upstream that answers each requested choice with the next scripted message (cycling), and
     records every request (path, headers, JSON body).
 
@@ -113,23 +115,8 @@ class ChatUpstream:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        self._serve(Handler, daemon_threads=True)
 
     def chat_bodies(self) -> list[dict[str, Any]]:
         return [r["body"] for r in self.requests if r["path"].endswith("/chat/completions")]
 
-    def __enter__(self) -> ChatUpstream:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
