@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from fractions import Fraction
 from math import comb
 from pathlib import Path
@@ -281,3 +282,26 @@ class TestBandit:
         engine = scripted_engine([["1"], ["2"]], "dynscaling-parallel:k0=1,stop=0.75,stop_max=0.99",
                                  Budget(samples=7))
         assert sum(samples_per_question(engine)) == 7
+
+
+# ---- the API key is not part of any hash input ----------------------------------------------------------------
+
+class TestApiKey:
+    def test_another_key_reuses_the_journal_and_no_key_is_written(self, tmp_path: Path) -> None:
+        pool = number_pool(tmp_path, [[str(j % 3) for j in range(6)] for _ in range(3)])
+        batch, journal = batch_file(pool, tmp_path / "in.jsonl"), tmp_path / "j.sqlite"
+        keys = ["sk-first-key-0a1b2c", "sk-second-key-3d4e5f"]
+        served = []
+        with ReplayServer(pool, seed=2) as server:
+            for key in keys:
+                result = CliRunner().invoke(cli, ["solve", str(batch), "--out", str(tmp_path / "out.jsonl"),
+                                                  "--base-url", server.base_url, "--model", server.model,
+                                                  "--journal", str(journal), "--strategy", "sc", "--budget", "2"],
+                                            env={"OPENAI_API_KEY": key})
+                assert result.exit_code == 0, result.output
+                served.append(server.stats.snapshot()["samples"])
+        assert served == [6, 6]  # the second key is the same run and the same samples: nothing paid twice
+        rows = sqlite3.connect(journal).execute("SELECT run_key, sample_key, description FROM runs").fetchall()
+        assert len(rows) == 1
+        written = b"".join(p.read_bytes() for p in tmp_path.glob("j.sqlite*"))
+        assert written and not any(key.encode() in written for key in keys)
