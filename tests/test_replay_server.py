@@ -206,10 +206,11 @@ class TestFaults:
 
     def test_a_client_that_gave_up_waiting_costs_no_sample(self, tmp_path: Path) -> None:
         pool = tiny_pool(tmp_path)
-        with ReplayServer(pool, latency=0.5) as server, client_for(server, timeout=0.2) as client:
+        # 3 s of latency against a 0.2 s timeout: the client has hung up long before, however loaded the machine
+        with ReplayServer(pool, latency=3.0) as server, client_for(server, timeout=0.2) as client:
             with pytest.raises(openai.APITimeoutError):
                 client.chat.completions.create(model="m", messages=opening(pool.entries[0].question))
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 60  # a liveness guard: the server notices within the latency
             while server.stats.inflight and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert server.stats.abandoned == 1
