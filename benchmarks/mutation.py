@@ -14,7 +14,7 @@ not part of CI.
 The score of a module is killed / (total - equivalent). Timeouts count as killed (the mutant made a test hang).
 A survivor is either killed by a new test or listed as equivalent, with one line of why, in
 ``benchmarks/mutation_equivalents.md`` (``- `mutant name`: why``). ``--survivors`` prints each survivor's diff.
-The figures go in BENCHMARKS.md; ``out/mutation/summary.json`` keeps the last run's.
+The figures go in BENCHMARKS.md; ``out/mutation/summary.json`` keeps the last run's (``--out`` moves both).
 """
 
 from __future__ import annotations
@@ -122,8 +122,7 @@ def score(module: str, codes: dict[str, int | None], known: dict[str, str]) -> d
             "score": round(killed / denominator, 4) if denominator else None, "survivors": sorted(survivors)}
 
 
-def run_module(module: str, jobs: int, show_survivors: bool) -> dict[str, object]:
-    work = ROOT / "out" / "mutation" / module
+def run_module(module: str, work: Path, jobs: int, show_survivors: bool) -> dict[str, object]:
     prepare(module, work)
     env = {**os.environ, "DYNSCALING_MUTATION": "1", "DYNSCALING_DATA": str(work / "no-shared-data")}
     env.pop("PYTHONPATH", None)
@@ -150,6 +149,8 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="all eight core modules")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--survivors", action="store_true", help="print the diff of every unexplained survivor")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "mutation",
+                        help="where the scratch copies and summary.json go (default out/mutation)")
     parser.add_argument("--report", action="store_true",
                         help="score the results already in out/mutation/ (of a finished or interrupted run)")
     args = parser.parse_args()
@@ -163,16 +164,16 @@ def main() -> None:
     for module in modules:
         if not args.report:
             print(f"mutating {module} (tests: {', '.join(TESTS[module])}) ...", flush=True)
+        work = args.out / module
         if args.report:
-            work = ROOT / "out" / "mutation" / module
             summary = {**score(module, results(module, work), equivalents()), "minutes": None}
         else:
-            summary = run_module(module, args.jobs, args.survivors)
+            summary = run_module(module, work, args.jobs, args.survivors)
         summaries.append(summary)
         print(f"  {module}: {summary['killed']} killed of {summary['total']} ({summary['equivalent']} equivalent, "
               f"{summary['survived']} survived, {summary['other']} other, {summary['not_checked']} not checked), "
               f"score {summary['score']}, {summary['minutes']} min", flush=True)
-    out = ROOT / "out" / "mutation" / "summary.json"
+    out = args.out / "summary.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summaries, indent=1) + "\n")
     print("\n| module | mutants | killed | equivalent | survived | score |\n|---|---|---|---|---|---|")

@@ -236,6 +236,42 @@ class TestCaps:
         assert result.exit_code == 2 and "--price" in result.output and "Traceback" not in result.output
 
 
+class TestLedgerCharge:
+    """``Ledger.charge`` is replay's reserve-and-settle in one step: it refuses, charging nothing, what does not fit
+    next to what is spent *and* what is reserved (a live request in flight holds its room)."""
+
+    def test_the_sample_cap_counts_what_is_in_flight(self) -> None:
+        ledger = Ledger(Budget(samples=3))
+        held = ledger.reserve()
+        assert held is not None
+        assert ledger.charge(Usage(completion_tokens=1)) and ledger.charge(Usage(completion_tokens=1))
+        assert not ledger.charge(Usage(completion_tokens=1))  # 2 spent + 1 reserved: full
+        assert (ledger.spent_samples, ledger.spent_tokens) == (2, 2)
+        ledger.release(held)
+        assert ledger.charge(Usage()) and not ledger.charge(Usage())
+        assert ledger.spent_samples == 3
+
+    def test_the_token_cap_counts_what_is_in_flight_and_may_be_met_exactly(self) -> None:
+        ledger = Ledger(Budget(tokens=30))
+        held = ledger.reserve(tokens=10)
+        assert held is not None
+        assert ledger.charge(Usage(prompt_tokens=5, completion_tokens=5))  # 10 spent + 10 reserved
+        assert not ledger.charge(Usage(completion_tokens=11))  # 31 > 30, nothing charged
+        assert ledger.charge(Usage(completion_tokens=10))  # exactly 30
+        assert (ledger.spent_samples, ledger.spent_tokens) == (2, 20)
+        assert not ledger.charge(Usage(completion_tokens=1))
+
+    def test_the_dollar_cap_counts_what_is_in_flight_and_accepts_the_rounding_slack(self) -> None:
+        ledger = Ledger(Budget(usd=1.0))
+        held = ledger.reserve(usd=0.5)
+        assert held is not None
+        assert not ledger.charge(Usage(cost_usd=0.6))  # 0.5 reserved + 0.6 > 1
+        assert ledger.charge(Usage(cost_usd=0.5)) and ledger.spent_usd == 0.5
+        ledger.release(held)
+        assert ledger.charge(Usage(cost_usd=0.5 + 1e-12))  # within the slack of 1e-12: accepted
+        assert not ledger.charge(Usage(cost_usd=1e-12))
+
+
 # ---- the bandit, through its public parameters -----------------------------------------------------------------
 
 def samples_per_question(engine: Engine) -> list[int]:
