@@ -106,7 +106,7 @@ class TestKilledHalfway:
             args = [sys.executable, "-m", "dynscaling.cli", *solve_args(
                 server, batch_file, out, tmp_path / "j.sqlite", "--strategy", "sc", "--budget", str(budget))]
             process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 900  # only a guard against a hung child: a loaded machine is slow
             while server.stats.snapshot()["samples"] < budget * QUESTIONS // 2:
                 assert process.poll() is None and time.monotonic() < deadline
                 time.sleep(0.005)
@@ -114,7 +114,7 @@ class TestKilledHalfway:
             process.wait()
             served_at_kill = server.stats.snapshot()["samples"]
             assert not out.exists()  # the output is written whole at the end, never half
-            finished = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+            finished = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
             total = server.stats.snapshot()["samples"]
         assert finished.returncode == 0, finished.stderr
         rows = read_out(out)
