@@ -62,6 +62,10 @@ pytest_add_cli_args = ["-q", "-p", "no:cacheprovider"]
 pytest_add_cli_args_test_selection = [{tests}]
 # stats, clean run and mutants are separate pytest sessions: a fork server keeps them out of one process
 process_isolation = "forkserver"
+# mutmut's default limit (15 x the tests' time + 1 s) turns a slow run on a loaded machine into a "timeout",
+# which would count as a kill; this limit only catches real hangs
+timeout_multiplier = 30.0
+timeout_constant = 60.0
 use_git_change_detection = false
 """
 
