@@ -48,3 +48,17 @@ class TestKeyEdges:
     def test_without_a_gold_answer_nothing_matches(self, answer_type: str) -> None:
         assert answers_match("1/2", None, answer_type) is False
         assert answers_match(None, "1/2", answer_type) is False
+
+
+class TestVerbatimClasses:
+    def test_unparsed_answers_vote_as_their_own_text_when_asked(self) -> None:
+        from dynscaling.answers import AnswerClusterer
+
+        clusterer = AnswerClusterer("number", verbatim_unparsed=True)
+        first = clusterer.assign("seven apples")
+        assert first is not None and clusterer.assign(" seven apples ") == first
+        assert clusterer.assign("nine pears") not in (None, first)
+        assert AnswerClusterer("number").assign("seven apples") is None  # by default it abstains
+
+    def test_trailing_junk_is_not_a_number(self) -> None:
+        assert canonical_key("18X", "number") is None
