@@ -272,6 +272,31 @@ class TestLedgerCharge:
         assert not ledger.charge(Usage(cost_usd=1e-12))
 
 
+class TestLedgerReserve:
+    def test_a_bare_reservation_holds_one_sample_and_nothing_else(self) -> None:
+        ledger = Ledger(Budget(samples=5, tokens=5, usd=1.0))
+        assert ledger.reserve() is not None
+        assert (ledger.reserved_samples, ledger.reserved_tokens, ledger.reserved_usd) == (1, 0, 0.0)
+
+    @pytest.mark.parametrize("usd", [0.5, 1.0])
+    def test_a_dollar_reservation_holds_its_dollars(self, usd: float) -> None:
+        ledger = Ledger(Budget(usd=1.5))
+        held = ledger.reserve(usd=usd)
+        assert held is not None and ledger.reserved_usd == usd
+        assert ledger.reserve(usd=1.5 - usd + 0.01) is None
+        ledger.release(held)
+        assert ledger.reserved_usd == 0.0 and ledger.reserve(usd=1.5) is not None
+
+    def test_the_rounding_slack_is_inclusive_when_reserving(self) -> None:
+        assert Ledger(Budget(usd=1.0)).reserve(usd=1.0 + 1e-12) is not None
+
+    def test_a_token_cap_met_exactly_still_leaves_room_for_a_free_sample(self) -> None:
+        ledger = Ledger(Budget(tokens=10))
+        assert ledger.charge(Usage(completion_tokens=10))
+        assert ledger.can_reserve() and not ledger.exhausted
+        assert not ledger.can_reserve(tokens=1)
+
+
 # ---- the bandit, through its public parameters -----------------------------------------------------------------
 
 def samples_per_question(engine: Engine) -> list[int]:
