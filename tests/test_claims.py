@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from dynscaling import Budget, Engine, Question, Sample, Usage, load_pool, replay
+from dynscaling import Budget, ConfigError, Engine, Question, Sample, Usage, load_pool, replay
 from dynscaling.answers import AnswerClusterer
 from dynscaling.backends.openai import OpenAIBackend
 from dynscaling.budget import Ledger
@@ -295,6 +295,18 @@ class TestLedgerReserve:
         assert ledger.charge(Usage(completion_tokens=10))
         assert ledger.can_reserve() and not ledger.exhausted
         assert not ledger.can_reserve(tokens=1)
+
+
+class TestBudgetErrors:
+    def test_no_cap_at_all_is_one_clear_sentence(self) -> None:
+        with pytest.raises(ConfigError, match=r"^a budget needs at least one cap: samples, tokens or usd$"):
+            Budget()
+
+    @pytest.mark.parametrize("caps", [{"samples": 2.5}, {"tokens": 10.0}, {"samples": True}, {"tokens": False}])
+    def test_sample_and_token_caps_must_be_whole_numbers(self, caps: dict[str, Any]) -> None:
+        name = next(iter(caps))
+        with pytest.raises(ConfigError, match=f"budget {name} must be a whole number"):
+            Budget(**caps)
 
 
 # ---- the bandit, through its public parameters -----------------------------------------------------------------
