@@ -7,6 +7,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# benchmarks/mutation.py runs the suite many times in one process (mutmut forks per mutant), which trips
+# hypothesis' executor check and would make survivors depend on random draws; this profile fixes both.
+settings.register_profile(
+    "mutation", derandomize=True, database=None, suppress_health_check=[HealthCheck.differing_executors]
+)
+if os.environ.get("DYNSCALING_MUTATION") == "1":
+    settings.load_profile("mutation")
 
 ROOT = Path(__file__).resolve().parent.parent
 

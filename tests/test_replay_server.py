@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,6 +22,12 @@ from dynscaling.backends.replay import ReplayBackend
 from dynscaling.errors import ConfigError
 from dynscaling.replay_server import FaultPlan, ReplayServer
 from fakes import bundled, opening, run, tiny_pool
+
+
+def _default_signal_dispositions() -> None:
+    """In the child before exec: SIGINT and SIGTERM as a terminal would deliver them."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def client_for(server: ReplayServer, **kwargs: object) -> openai.OpenAI:
@@ -216,23 +223,26 @@ class TestFaults:
 
     def test_timeout_hangs_past_the_client_timeout(self, tmp_path: Path) -> None:
         pool = tiny_pool(tmp_path)
-        faults = FaultPlan(timeout=1.0, hang_seconds=10.0)
-        with ReplayServer(pool, faults=faults) as server, client_for(server, timeout=0.3) as client:
-            started = time.perf_counter()
-            with pytest.raises(openai.APITimeoutError):
+        faults = FaultPlan(timeout=1.0, hang_seconds=3600.0)  # an hour: only a stop that does not wait returns
+        server = ReplayServer(pool, faults=faults).start()
+        try:
+            with client_for(server, timeout=0.3) as client, pytest.raises(openai.APITimeoutError):
                 client.chat.completions.create(model="m", messages=opening(pool.entries[0].question))
-            assert time.perf_counter() - started < 3
             assert server.stats.faults == {"timeout": 1}
-            stopping = time.perf_counter()
-        assert time.perf_counter() - stopping < 3  # stop() does not wait for the hanging request
+        finally:
+            stopper = threading.Thread(target=server.stop, daemon=True)
+            stopper.start()
+            stopper.join(timeout=120)  # a deadlock guard, far below the hour a waiting stop() would take
+        assert not stopper.is_alive(), "stop() waited for the hanging request"
         assert server.stats.samples == 0
 
     def test_a_client_that_gave_up_waiting_costs_no_sample(self, tmp_path: Path) -> None:
         pool = tiny_pool(tmp_path)
-        with ReplayServer(pool, latency=0.5) as server, client_for(server, timeout=0.2) as client:
+        # 3 s of latency against a 0.2 s timeout: the client has hung up long before, however loaded the machine
+        with ReplayServer(pool, latency=3.0) as server, client_for(server, timeout=0.2) as client:
             with pytest.raises(openai.APITimeoutError):
                 client.chat.completions.create(model="m", messages=opening(pool.entries[0].question))
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 60  # a liveness guard: the server notices within the latency
             while server.stats.inflight and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert server.stats.abandoned == 1
@@ -340,6 +350,7 @@ class TestConcurrency:
         # Concurrent, not one after another: most of them slept their latency at the same time. (Counted, not
         # timed: a wall-clock bound flakes on a loaded machine.)
         assert server.stats.max_inflight >= 100 and server.stats.max_active >= 100
+        assert server.stats.inflight == 0
 
 
 class TestBadRequests:
@@ -412,7 +423,9 @@ class TestLifecycle:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen(
             [sys.executable, "-m", "dynscaling.replay_server", "--pool", str(tmp_path / "tiny.jsonl"), "--port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            # pytest may itself run with SIGINT ignored (nohup, a background job), which the child would inherit
+            preexec_fn=_default_signal_dispositions)
         try:
             assert process.stdout is not None
             url = process.stdout.readline().strip()

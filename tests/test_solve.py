@@ -106,7 +106,7 @@ class TestKilledHalfway:
             args = [sys.executable, "-m", "dynscaling.cli", *solve_args(
                 server, batch_file, out, tmp_path / "j.sqlite", "--strategy", "sc", "--budget", str(budget))]
             process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 900  # only a guard against a hung child: a loaded machine is slow
             while server.stats.snapshot()["samples"] < budget * QUESTIONS // 2:
                 assert process.poll() is None and time.monotonic() < deadline
                 time.sleep(0.005)
@@ -114,7 +114,7 @@ class TestKilledHalfway:
             process.wait()
             served_at_kill = server.stats.snapshot()["samples"]
             assert not out.exists()  # the output is written whole at the end, never half
-            finished = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+            finished = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
             total = server.stats.snapshot()["samples"]
         assert finished.returncode == 0, finished.stderr
         rows = read_out(out)
@@ -130,13 +130,15 @@ class TestKilledHalfway:
 class TestFaults:
     def test_under_injected_faults_the_run_completes_within_budget_and_counts_every_failure(
             self, pool: Pool, tmp_path: Path) -> None:
+        # The client's timeout is far above any honest response time on a loaded machine, so only the
+        # injected hangs (longer still) time out, and each failure below is exactly one the server injected.
         faults = FaultPlan(rate_limit=0.05, server_error=0.05, timeout=0.02, empty=0.05, length=0.05,
-                           fewer_choices=0.2, retry_after=0.05, hang_seconds=3.0)
+                           fewer_choices=0.2, retry_after=0.05, hang_seconds=60.0)
         questions = pool.questions[:120]
         budget = Budget(samples=3 * len(questions))
 
         async def run() -> tuple:
-            backend = OpenAIBackend(server.model, base_url=server.base_url, api_key=SECRET, timeout=1.0,
+            backend = OpenAIBackend(server.model, base_url=server.base_url, api_key=SECRET, timeout=5.0,
                                     max_retries=2, backoff_base=0.01, backoff_max=0.05)
             try:
                 result = await asolve(questions, backend, SolveConfig("esc:w=3", budget, concurrency=8),
@@ -155,7 +157,11 @@ class TestFaults:
         for kind in ("rate_limit", "server_error", "timeout"):
             assert injected.get(kind, 0) > 0
             assert backend.errors[kind] == injected[kind]  # every failed attempt was seen and counted
-        assert result.failures.get("fewer_choices", 0) + backend.requests >= injected.get("fewer_choices", 0)
+        assert backend.requests == stats["requests"]  # every attempt reached the server and was counted once
+        # Every sample the server handed out was counted, and so was every empty reply (an abstention the
+        # server draws from no pool sample): nothing paid for was lost. The refill of short replies is
+        # tested in test_openai_backend (this run's requests are n=1, so fewer_choices never fires here).
+        assert result.samples == stats["samples"] + injected.get("empty", 0)
         truncated_or_empty = injected.get("empty", 0) + injected.get("length", 0)
         assert sum(r.abstentions for r in result.results) >= truncated_or_empty
 
