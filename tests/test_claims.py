@@ -319,14 +319,14 @@ class TestBandit:
     def test_a_question_retires_when_its_confidence_equals_stop(self) -> None:
         # unanimous answers: confidence after n samples is 1 - 2^-(n+1); 0.875 is reached exactly at n = 2
         assert binomial_confidence(2, 0) == 0.875
-        engine = scripted_engine([["1"], ["2"]], "dynscaling-parallel:k0=1,c=0,stop=0.875", Budget(samples=20))
+        engine = scripted_engine([["1"], ["2"]], "ucb:k0=1,c=0,stop=0.875", Budget(samples=20))
         assert samples_per_question(engine) == [2, 2]
 
     def test_with_c_large_the_bonus_spreads_samples_over_questions_that_never_settle(self) -> None:
         # Three questions split 50/50 for ever, one that is split 1-2-1-2 too: with a large bonus c, the
         # least-sampled question always has the highest priority, so counts stay within one of each other.
         split = ["1", "2"]
-        engine = scripted_engine([split, split, split], "dynscaling-parallel:k0=1,c=100,stop=1.0",
+        engine = scripted_engine([split, split, split], "ucb:k0=1,c=100,stop=1.0",
                                  Budget(samples=31))
         counts = samples_per_question(engine)
         assert sum(counts) == 31 and max(counts) - min(counts) <= 1
@@ -334,9 +334,9 @@ class TestBandit:
     def test_without_the_bonus_scores_decide_and_c_changes_the_allocation(self) -> None:
         # q0 is settled-looking (4 of 5 agree), q1 split: c=0 pours everything into q1; a large c does not
         script = [["1", "1", "1", "1", "2"], ["1", "2"]]
-        greedy = samples_per_question(scripted_engine(script, "dynscaling-parallel:k0=2,c=0,stop=1.0",
+        greedy = samples_per_question(scripted_engine(script, "ucb:k0=2,c=0,stop=1.0",
                                                       Budget(samples=30)))
-        explore = samples_per_question(scripted_engine(script, "dynscaling-parallel:k0=2,c=50,stop=1.0",
+        explore = samples_per_question(scripted_engine(script, "ucb:k0=2,c=50,stop=1.0",
                                                        Budget(samples=30)))
         assert greedy[1] > greedy[0] and explore[0] > greedy[0]
         assert abs(explore[0] - explore[1]) <= 1
@@ -344,15 +344,15 @@ class TestBandit:
     def test_stop_max_raises_the_bar_once_every_question_has_settled(self) -> None:
         # unanimous answers: 1 sample reaches 0.75; the smallest n with 1 - 2^-(n+1) >= 0.99 is 6
         assert binomial_confidence(5, 0) < 0.99 <= binomial_confidence(6, 0)
-        without = scripted_engine([["1"], ["2"]], "dynscaling-parallel:k0=1,stop=0.75", Budget(samples=40))
-        with_max = scripted_engine([["1"], ["2"]], "dynscaling-parallel:k0=1,stop=0.75,stop_max=0.99",
+        without = scripted_engine([["1"], ["2"]], "ucb:k0=1,stop=0.75", Budget(samples=40))
+        with_max = scripted_engine([["1"], ["2"]], "ucb:k0=1,stop=0.75,stop_max=0.99",
                                    Budget(samples=40))
         assert samples_per_question(without) == [1, 1]
         assert samples_per_question(with_max) == [6, 6]
         assert all(r.confidence >= 0.99 for r in with_max.result().results)
 
     def test_stop_max_never_spends_past_the_budget(self) -> None:
-        engine = scripted_engine([["1"], ["2"]], "dynscaling-parallel:k0=1,stop=0.75,stop_max=0.99",
+        engine = scripted_engine([["1"], ["2"]], "ucb:k0=1,stop=0.75,stop_max=0.99",
                                  Budget(samples=7))
         assert sum(samples_per_question(engine)) == 7
 
