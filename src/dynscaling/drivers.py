@@ -276,4 +276,8 @@ async def arun(engine: Engine, backend: AsyncBackend, *, concurrency: int = 8, l
     """Drive ``engine`` against a live backend until it stops asking. See the module docstring."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    count_prompt_tokens = getattr(backend, "count_prompt_tokens", None)
+    if count_prompt_tokens is not None:  # a backend with a real tokenizer (local models): chains fit its context
+        engine.sampler.fit_context(count_prompt_tokens, backend.prompt_token_limit,  # type: ignore[attr-defined]
+                                   getattr(backend, "count_tokens", None))
     return await _LiveRun(engine, backend, concurrency, log, seed, on_progress).run()
