@@ -371,8 +371,9 @@ class _Service:
         return requests, budget_total, upstreams.pop(), strategy, answer_type
 
 
-def create_app(config: ServeConfig, *, passthrough_client: Any = None) -> Any:
-    """The Starlette application. ``passthrough_client`` (an ``openai.AsyncOpenAI``) serves plain model names."""
+def create_app(config: ServeConfig, *, passthrough_client: Any = None, upstream_backend: Any = None) -> Any:
+    """The Starlette application. ``passthrough_client`` (an ``openai.AsyncOpenAI``) serves plain model names;
+    ``upstream_backend`` (e.g. a ``LlamaCppBackend``) serves ``config.upstream_model`` instead of an endpoint."""
     try:
         from starlette.applications import Starlette
         from starlette.requests import Request
@@ -382,6 +383,8 @@ def create_app(config: ServeConfig, *, passthrough_client: Any = None) -> Any:
         raise ConfigError("the server needs its extra: pip install 'dynscaling[server]'") from None
 
     state = _State(config, {}, passthrough_client, None)
+    if upstream_backend is not None:  # a model in this process (dynscaling serve --backend llama-cpp)
+        state.backends[config.upstream_model] = SharedLimit(upstream_backend, state.limit)
     service = _Service(state)
 
     def error_response(error: ApiError) -> Response:

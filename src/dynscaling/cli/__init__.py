@@ -10,6 +10,7 @@ import click
 
 from .bench import DEFAULT_STRATEGIES, bench
 from .common import split_strategies
+from .record import record
 from .replay_server import replay_server
 from .report import report
 from .serve import serve
@@ -24,7 +25,7 @@ def cli() -> None:
     """Better LLM answers for less: adaptive sampling and voting under a budget, no verifier."""
 
 
-for _command in (bench, solve, report, replay_server, serve):
+for _command in (bench, solve, report, replay_server, serve, record):
     cli.add_command(_command)
 
 

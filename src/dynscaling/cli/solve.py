@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError, InputError
+from .backend_options import check_endpoint, local_backend, local_model_options
 from .common import fail_cleanly, parse_fields, parse_price
 
 
@@ -18,9 +19,10 @@ from .common import fail_cleanly, parse_fields, parse_price
 @click.argument("input_path", metavar="INPUT.jsonl", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write one JSON line per question (written atomically at the end).")
-@click.option("--base-url", envvar="OPENAI_BASE_URL", required=True,
+@click.option("--base-url", envvar="OPENAI_BASE_URL",
               help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (env OPENAI_BASE_URL).")
-@click.option("--model", required=True, help="Model name at the endpoint.")
+@click.option("--model", help="Model name at the endpoint.")
+@local_model_options
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Name of the environment variable holding the API key (the key itself is never printed).")
 @click.option("--strategy", default="dynscaling", show_default=True, help="Strategy spec, e.g. dynscaling:k0=2,m=2.")
@@ -48,12 +50,14 @@ from .common import fail_cleanly, parse_fields, parse_price
               help="JSON object overriding the prompt wording (fields of dynscaling.Prompts: system, question, "
                    "format_hints, reconsider, fresh_solution, revise).")
 @fail_cleanly
-def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_env: str, strategy: str,
+def solve(input_path: Path, out_path: Path, base_url: str | None, model: str | None, backend_kind: str,
+          model_path: Path | None, n_ctx: int, threads: int, api_key_env: str, strategy: str,
           budget: float | None, budget_tokens: int | None, budget_usd: float | None, price: str | None,
           concurrency: int, temperature: float, top_p: float | None, max_tokens: int | None, stop: Sequence[str],
           extra_body: str | None, fields: Sequence[str], answer_type: str, seed: int, timeout: float,
           journal_path: Path | None, fresh: bool, prompts_path: Path | None) -> None:
-    """Answer every question of INPUT.jsonl against a live OpenAI-compatible endpoint, under a budget.
+    """Answer every question of INPUT.jsonl against a live OpenAI-compatible endpoint (or a local GGUF model with
+    --backend llama-cpp), under a budget.
 
     Every sample is journaled as it arrives: re-running the same command resumes without paying twice, and a
     re-run with a larger budget reuses what it has.
@@ -72,6 +76,7 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
     from ..strategies import parse_strategy
 
     err = Console(stderr=True)
+    check_endpoint(backend_kind, base_url, model)
     parsed_strategy = parse_strategy(strategy)
     price_in, price_out = parse_price(price)
     body = None
@@ -97,11 +102,17 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
     if total_samples is not None and total_samples < len(questions):
         err.print(f"[yellow]budget of {total_samples} samples is smaller than the batch ({len(questions)} questions): "
                   f"{len(questions) - total_samples} questions will get no sample and no answer[/]")
-    backend = OpenAIBackend(base_url=base_url, model=model, api_key_env=api_key_env, temperature=temperature,
-                            top_p=top_p, max_tokens=max_tokens, stop=list(stop) or None, extra_body=body,
-                            price_input=price_in, price_output=price_out, timeout=timeout)
-    identity = {"base_url": base_url, "model": model, "temperature": temperature, "top_p": top_p,
-                "max_tokens": max_tokens, "stop": list(stop), "extra_body": body}
+    backend: Any
+    if backend_kind == "llama-cpp":
+        backend = local_backend(model_path, n_ctx=n_ctx, threads=threads, temperature=temperature, top_p=top_p,
+                                max_tokens=max_tokens, stop=stop)
+        identity = backend.identity
+    else:
+        backend = OpenAIBackend(base_url=base_url, model=model or "", api_key_env=api_key_env,
+                                temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=list(stop) or None,
+                                extra_body=body, price_input=price_in, price_output=price_out, timeout=timeout)
+        identity = {"base_url": base_url, "model": model, "temperature": temperature, "top_p": top_p,
+                    "max_tokens": max_tokens, "stop": list(stop), "extra_body": body}
     prompts = Prompts.from_file(str(prompts_path)) if prompts_path is not None else None
     config = SolveConfig(parsed_strategy, caps, seed=seed, concurrency=concurrency, backend_identity=identity,
                          max_tokens=max_tokens, price_input=price_in, price_output=price_out, prompts=prompts)
