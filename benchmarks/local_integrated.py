@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import time
 from collections import Counter
@@ -101,25 +102,37 @@ async def measure(args: argparse.Namespace) -> None:
         print(f"[{time.monotonic() - started:7.0f} s] {message}; generated so far: {dict(counting.generated)}",
               file=sys.stderr, flush=True)
 
+    # The bandits' cap is the sweep's largest budget, given explicitly: the sweep runs one budget at a time
+    # (smallest first, every strategy), so a sweep stopped early still has whole columns of the table.
+    cap = max(1, math.ceil(max(budgets)))
+    specs = [f"{s}:cap={cap}" if s in ("dynscaling", "dynscaling-parallel") and ":" not in s else s
+             for s in strategies]
+    points: list[Any] = []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        points = await arun_live_bench(questions, counting, strategies, budgets, seeds=args.seeds, name="arithmetic",
-                                       journal_path=args.journal, concurrency=args.concurrency,
-                                       backend_identity=backend.identity, max_tokens=args.max_tokens,
-                                       progress=progress)
+        for budget in sorted(budgets):
+            points += await arun_live_bench(questions, counting, specs, [budget], seeds=args.seeds,
+                                            name="arithmetic", journal_path=args.journal,
+                                            concurrency=args.concurrency, backend_identity=backend.identity,
+                                            max_tokens=args.max_tokens, progress=progress)
+            write(args, points, counting, backend.model, len(questions), time.monotonic() - started)
     finally:
         await backend.aclose()
-    wall = time.monotonic() - started
-    meta = {"questions": len(questions), "budgets": budgets, "max_tokens": args.max_tokens, "seeds": args.seeds,
-            "model": backend.model, "temperature": args.temperature, "wall_s": wall}
-    table = markdown(points, counting, meta)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    print(Path(f"{args.out}.md").read_text())
+
+
+def write(args: argparse.Namespace, points: Sequence[Any], counting: CountingBackend, model: str, questions: int,
+          wall: float) -> None:
+    """The results so far: ``<out>.json`` and ``<out>.md``."""
+    budgets = sorted({p.budget for p in points})
+    meta = {"questions": questions, "budgets": budgets, "max_tokens": args.max_tokens, "seeds": args.seeds,
+            "model": model, "temperature": args.temperature, "wall_s": wall}
     Path(f"{args.out}.json").write_text(json.dumps({
         "meta": meta, "points": [p.to_dict() for p in points],
         "generated": dict(counting.generated), "parsed": dict(counting.parsed), "cut_off": dict(counting.cut_off),
         "completion_tokens": dict(counting.completion_tokens), "prompt_tokens": dict(counting.prompt_tokens)},
         indent=1) + "\n")
-    Path(f"{args.out}.md").write_text(table)
-    print(table)
+    Path(f"{args.out}.md").write_text(markdown(points, counting, meta))
 
 
 def main() -> None:
