@@ -193,6 +193,9 @@ def write_pool(path: str | Path, records: Sequence[Mapping[str, Any]]) -> Path:
                 out.write(text)  # mtime=0: the same samples give the same bytes
         else:
             Path(temporary).write_bytes(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # a pool is data to share: not mkstemp's owner-only mode
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
