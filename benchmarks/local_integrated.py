@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dynscaling.answers import extract_answer
+from dynscaling.answers import answers_match, extract_answer
 from dynscaling.backends.llama_cpp import LlamaCppBackend
 from dynscaling.bench import arun_live_bench
 from dynscaling.inputs import read_questions
@@ -138,7 +138,51 @@ def write(args: argparse.Namespace, points: Sequence[Any], counting: CountingBac
     Path(f"{args.out}.md").write_text(markdown(points, counting, meta))
 
 
-def merge(parts: Sequence[Path], out: Path) -> None:
+def journal_parse_rates(journal: Path, golds: Mapping[str, str | None], answer_type: str = "number") -> str:
+    """Per-sample figures of every sample the journal holds for the questions of ``golds`` (whichever run paid
+    for it), chain samples (their prompt showed earlier answers) apart from plain ones: parse rate, cut-offs,
+    single-sample accuracy, and for chain samples how often the answer repeats one the chain showed."""
+    import sqlite3
+
+    stats: dict[str, Counter[str]] = {"plain": Counter(), "chain": Counter()}
+    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT question_id, messages, text, finish_reason, prompt_tokens, completion_tokens, "
+                          "mean_logprob FROM samples").fetchall()
+    for question_id, messages, text, finish_reason, prompt, completion, logprob in rows:
+        if question_id not in golds:
+            continue
+        shown = [m["content"] for m in json.loads(messages or "[]") if m.get("role") == "assistant"]
+        kind = "chain" if shown else "plain"
+        count = stats[kind]
+        count["n"] += 1
+        count["prompt"] += prompt
+        count["completion"] += completion
+        if finish_reason == "length":
+            count["cut_off"] += 1
+        elif text and (answer := extract_answer(text, answer_type)) is not None:
+            count["parsed"] += 1
+            gold = golds[question_id]
+            count["right"] += gold is not None and answers_match(answer, gold, answer_type)
+            earlier = {extract_answer(t, answer_type) for t in shown}
+            count["repeats"] += any(e is not None and answers_match(answer, e, answer_type) for e in earlier)
+        if logprob is not None:
+            count["scored"] += 1
+            count["logprob_milli"] += round(logprob * 1000)
+    lines = ["| samples in the journal | count | parsed | cut off (length) | right (single sample) | "
+             "repeats a shown answer | completion tokens/sample | prompt tokens/sample | mean token logprob |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for kind, c in stats.items():
+        if c["n"]:
+            logprob = f"{c['logprob_milli'] / 1000 / c['scored']:.3f}" if c["scored"] else ""
+            repeats = f"{c['repeats'] / c['parsed']:.3f} of parsed" if kind == "chain" and c["parsed"] else ""
+            lines.append(f"| {kind} | {c['n']} | {c['parsed'] / c['n']:.3f} | {c['cut_off'] / c['n']:.3f} | "
+                         f"{c['right'] / c['n']:.3f} | {repeats} | {c['completion'] / c['n']:.1f} | "
+                         f"{c['prompt'] / c['n']:.1f} | {logprob} |")
+    return "\n".join(lines) + "\n"
+
+
+def merge(parts: Sequence[Path], out: Path, journal: Path | None = None,
+          golds: Mapping[str, str | None] | None = None) -> None:
     """One table from sweeps run side by side (one process per strategy group, sharing the journal)."""
     from dynscaling.bench import BenchPoint
 
@@ -154,7 +198,10 @@ def merge(parts: Sequence[Path], out: Path) -> None:
         for name in ("generated", "parsed", "cut_off", "completion_tokens", "prompt_tokens"):
             getattr(counting, name).update(data[name])
     meta = {**metas[0], "budgets": sorted({p.budget for p in points}), "wall_s": max(m["wall_s"] for m in metas)}
-    out.with_suffix(".md").write_text(markdown(points, counting, meta))
+    table = markdown(points, counting, meta)
+    if journal is not None:
+        table += "\n" + journal_parse_rates(journal, golds or {})
+    out.with_suffix(".md").write_text(table)
     print(out.with_suffix(".md").read_text())
 
 
@@ -179,7 +226,8 @@ def main() -> None:
                         help="only merge the results of sweeps run side by side into <out>.md")
     args = parser.parse_args()
     if args.merge:
-        merge(args.merge, Path(f"{args.out}.md"))
+        chosen = read_questions(args.questions, answer_type="number").questions[:args.limit]
+        merge(args.merge, Path(f"{args.out}.md"), args.journal, {q.id: q.gold for q in chosen})
         return
     asyncio.run(measure(args))
 
