@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fakes import tiny_pool
 
 from dynscaling import load_pool
 from dynscaling.cli import cli
 from dynscaling.replay_server import ReplayServer
+from fakes import tiny_pool
 
 
 @pytest.fixture()
