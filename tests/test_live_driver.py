@@ -140,9 +140,9 @@ class TestChoices:
 class TestJournal:
     def test_a_blank_database_gets_every_migration(self, tmp_path) -> None:  # noqa: ANN001
         with Journal(tmp_path / "j.sqlite") as journal:
-            assert journal.migrations() == ["m001_initial"]
+            assert journal.migrations() == ["m001_initial", "m002_sample_logprob"]
         with Journal(tmp_path / "j.sqlite") as journal:  # migrating twice is a no-op
-            assert journal.migrations() == ["m001_initial"]
+            assert journal.migrations() == ["m001_initial", "m002_sample_logprob"]
 
     def test_samples_with_the_same_prompt_are_kept_apart_by_index(self, tmp_path) -> None:  # noqa: ANN001
         engine = Engine(make_questions(3), "sc", Budget(samples=12))

@@ -378,5 +378,9 @@ async def arun(engine: Engine, backend: AsyncBackend, *, concurrency: int = 8, l
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     if breaker < 1:
         raise ValueError(f"breaker must be >= 1, got {breaker}")
+    count_prompt_tokens = getattr(backend, "count_prompt_tokens", None)
+    if count_prompt_tokens is not None:  # a backend with a real tokenizer (local models): chains fit its context
+        engine.sampler.fit_context(count_prompt_tokens, backend.prompt_token_limit,  # type: ignore[attr-defined]
+                                   getattr(backend, "count_tokens", None))
     run = _LiveRun(engine, backend, concurrency, log, seed, on_progress, stats or RunStats(), breaker)
     return await run.run()

@@ -101,8 +101,14 @@ def _m001_initial(db: sqlite3.Connection) -> None:
         sample_index INTEGER NOT NULL, messages_hash TEXT, detail TEXT, PRIMARY KEY (run_key, seq))""")
 
 
+def _m002_sample_logprob(db: sqlite3.Connection) -> None:
+    # the mean token log-probability a local model (or an endpoint asked for logprobs) reported; NULL otherwise
+    db.execute("ALTER TABLE samples ADD COLUMN mean_logprob REAL")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", _m001_initial),
+    ("m002_sample_logprob", _m002_sample_logprob),
 ]
 
 
@@ -264,12 +270,12 @@ class RunLog:
     def lookup(self, question_id: str, sample_index: int, messages_hash: str) -> Sample | None:
         row = self.db.execute(
             "SELECT text, finish_reason, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, "
-            "cost_usd FROM samples WHERE sample_key = ? AND question_id = ? AND sample_index = ? "
+            "cost_usd, mean_logprob FROM samples WHERE sample_key = ? AND question_id = ? AND sample_index = ? "
             "AND messages_hash = ?", (self.sample_key, question_id, sample_index, messages_hash)).fetchone()
         if row is None:
             return None
-        text, finish_reason, *usage = row
-        return Sample(text, None, Usage(*usage), finish_reason)
+        text, finish_reason, *usage, mean_logprob = row
+        return Sample(text, None, Usage(*usage), finish_reason, mean_logprob)
 
     def samples_recorded(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM samples WHERE sample_key = ?",
@@ -295,11 +301,12 @@ class RunLog:
         with self.journal._writing():
             if new:
                 self.db.execute(
-                    "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (self.sample_key, question_id, sample_index, messages_hash, self.run_key, sample.text,
                      sample.finish_reason, u.prompt_tokens, u.completion_tokens, u.cached_tokens,
                      u.reasoning_tokens, u.cost_usd,
-                     json.dumps(messages, ensure_ascii=False) if messages is not None else None, time.time()))
+                     json.dumps(messages, ensure_ascii=False) if messages is not None else None, time.time(),
+                     sample.mean_logprob))
             self.db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", events)
 
     def record_failure(self, question_id: str, sample_index: int, messages_hash: str, kind: str) -> None:

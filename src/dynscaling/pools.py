@@ -49,7 +49,8 @@ class PoolQuestion:
         texts: the recorded outputs (None where upstream kept none).
         answers: the extracted answer of each sample (None: abstains).
         classes: the vote class of each sample under ``clusterer`` (None: abstains).
-        usages: an estimate of each sample's cost (pools record no token counts: 4 characters per token).
+        usages: each sample's cost: the recorded token counts when the pool has them (``dynscaling record``),
+            else an estimate (4 characters per token).
         clusterer: the question's answer classes; shared with the engine so classes mean the same thing.
     """
 
@@ -98,6 +99,16 @@ def _estimate_usage(question: str, text: str | None) -> Usage:
     return Usage(prompt_tokens=len(question) // 4 + 1, completion_tokens=len(text) // 4 + 1 if text else 0)
 
 
+def _recorded_usage(usage: Any) -> Usage | None:
+    """The token counts a recording kept (``dynscaling record``), when they are whole numbers."""
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (prompt, completion)):
+        return None
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
 def _string_or_none(value: Any, *, where: str, path: str, line: int, field: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -139,11 +150,13 @@ def _parse_entry(record: Any, path: str, line: int, answer_source: AnswerSource)
         text = _string_or_none(sample.get("text"), where="text", path=path, line=line, field=f"{field}.text")
         upstream = _string_or_none(sample.get("answer"), where="answer", path=path, line=line,
                                    field=f"{field}.answer")
-        answer = _answer_of(upstream, text, answer_type, answer_source)
+        # a sample cut off by max_tokens abstains, as it does live (``dynscaling record`` writes finish_reason)
+        cut_off = sample.get("finish_reason") == "length"
+        answer = None if cut_off else _answer_of(upstream, text, answer_type, answer_source)
         texts.append(text)
         answers.append(answer)
         classes.append(clusterer.assign(answer))
-        usages.append(_estimate_usage(question.text, text))
+        usages.append(_recorded_usage(sample.get("usage")) or _estimate_usage(question.text, text))
     return PoolQuestion(question, tuple(texts), tuple(answers), tuple(classes), tuple(usages), clusterer)
 
 

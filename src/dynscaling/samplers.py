@@ -182,6 +182,27 @@ class Sampler(ABC):
 
     def __init__(self, prompts: Prompts | None = None) -> None:
         self.prompts = prompts or Prompts()
+        self._count_prompt: Callable[[list[Message]], int] | None = None
+        self._prompt_limit = 0
+
+    def fit_context(self, count_prompt_tokens: Callable[[list[Message]], int], prompt_token_limit: int,
+                    count_tokens: Callable[[str], int] | None = None) -> None:
+        """Count with the backend's real tokenizer instead of the estimate: a chain's attempts are then dropped
+        (longest first) until the whole conversation, as the model's chat template renders it, takes at most
+        ``prompt_token_limit`` tokens; ``count_tokens`` replaces the estimate in ``max_chain_tokens`` checks."""
+        self._count_prompt = count_prompt_tokens
+        self._prompt_limit = prompt_token_limit
+        if count_tokens is not None and hasattr(self, "count_tokens"):
+            self.count_tokens = count_tokens
+
+    def _history(self, opening: list[Message], shown: Sequence[Attempt], closing: str) -> list[Message]:
+        """The conversation showing ``shown``, cut to the context when a real token count is known."""
+        kept = list(shown)
+        messages = _as_history(opening, kept, self.prompts.reconsider, closing)
+        while kept and self._count_prompt is not None and self._count_prompt(messages) > self._prompt_limit:
+            del kept[max(range(len(kept)), key=lambda i: len(kept[i].text))]
+            messages = _as_history(opening, kept, self.prompts.reconsider, closing)
+        return messages
 
     @abstractmethod
     def messages(self, question: Question, attempts: Sequence[Attempt], rng: random.Random) -> list[Message]:
@@ -266,7 +287,7 @@ class IntegratedSampler(Sampler):
         if len(attempts) < self.k0:
             return opening
         shown = self.choose(attempts, rng)
-        return _as_history(opening, shown, self.prompts.reconsider, self.prompts.fresh_solution)
+        return self._history(opening, shown, self.prompts.fresh_solution)
 
 
 class SequentialSampler(Sampler):
@@ -285,5 +306,5 @@ class SequentialSampler(Sampler):
         opening = self.prompts.opening(question)
         if not attempts or not attempts[-1].text or self.count_tokens(attempts[-1].text) > self.max_chain_tokens:
             return opening
-        return _as_history(opening, [attempts[-1]], self.prompts.reconsider, self.prompts.revise)
+        return self._history(opening, [attempts[-1]], self.prompts.revise)
 

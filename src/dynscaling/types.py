@@ -80,12 +80,16 @@ class Sample:
         answer: the extracted final answer, or None (the sample abstains from the vote).
         usage: what producing it cost.
         finish_reason: as the backend reported it (``stop``, ``length``, ...).
+        mean_logprob: the mean log-probability of the generated tokens, when the backend reports them.
+        token_logprobs: each generated token's log-probability, when the backend was asked to keep them.
     """
 
     text: str | None
     answer: str | None
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
+    mean_logprob: float | None = None
+    token_logprobs: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

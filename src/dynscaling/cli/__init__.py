@@ -12,6 +12,7 @@ import click
 from .bench import DEFAULT_STRATEGIES, bench
 from .common import split_strategies
 from .datasets import datasets
+from .record import record
 from .replay_server import replay_server
 from .report import report
 from .serve import serve
@@ -27,7 +28,7 @@ def cli() -> None:
     """Better LLM answers for less: adaptive sampling and voting under a budget, no verifier."""
 
 
-for _command in (bench, solve, report, replay_server, serve, strategies, datasets):
+for _command in (bench, solve, report, replay_server, serve, strategies, datasets, record):
     cli.add_command(_command)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError, InputError
+from .backend_options import check_endpoint, local_backend, local_model_options
 from .common import fail_cleanly, parse_budgets, parse_price, split_strategies, stdout_console
 
 DEFAULT_STRATEGIES = "single,sc,esc,adaptive,dynscaling-parallel,oracle"
@@ -43,6 +44,7 @@ DEFAULT_STRATEGIES = "single,sc,esc,adaptive,dynscaling-parallel,oracle"
 @click.option("--subset", help="A subset of the dataset (a BBH task, an MMLU-Pro category, ...).")
 @click.option("--base-url", help="OpenAI-compatible endpoint for a live bench.")
 @click.option("--model", help="Model name at the endpoint.")
+@local_model_options
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True)
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--temperature", default=0.7, show_default=True, type=float)
@@ -57,18 +59,23 @@ DEFAULT_STRATEGIES = "single,sc,esc,adaptive,dynscaling-parallel,oracle"
 def bench(pools: Sequence[Path], strategies: str, budgets: str, seeds: int, answers: str,
           json_path: Path | None, plot_dir: Path | None, run_dir: Path | None, dataset: str | None,
           data_dir: Path | None, limit: int | None, subset: str | None, base_url: str | None, model: str | None,
+          backend_kind: str, model_path: Path | None, n_ctx: int, threads: int,
           api_key_env: str, concurrency: int, temperature: float, max_tokens: int | None, price: str | None,
           journal_path: Path | None, yes: bool, confirm_above: float) -> None:
     """Compare strategies: on recorded model outputs (replay pools; no API key, no network) by default, or live
     on a benchmark dataset with --dataset --base-url --model."""
     from rich.console import Console
 
-    if dataset is not None or base_url is not None:
+    if dataset is not None or base_url is not None or backend_kind != "openai":
         if pools:
             raise ConfigError("--pool replays recorded samples; --dataset/--base-url run live: choose one")
-        if dataset is None or base_url is None or model is None:
-            raise ConfigError("a live bench needs --dataset, --base-url and --model together")
-        _live_bench(dataset=dataset, data_dir=data_dir, limit=limit, subset=subset, base_url=base_url, model=model,
+        if dataset is None:
+            raise ConfigError("a live bench needs --dataset (with --base-url and --model, or --backend llama-cpp)")
+        check_endpoint(backend_kind, base_url, model)
+        local = (local_backend(model_path, n_ctx=n_ctx, threads=threads, temperature=temperature,
+                               max_tokens=max_tokens) if backend_kind == "llama-cpp" else None)
+        _live_bench(dataset=dataset, data_dir=data_dir, limit=limit, subset=subset, base_url=base_url or "",
+                    model=model or (local.model if local is not None else ""), local=local,
                     api_key_env=api_key_env, strategies=strategies, budgets=budgets,
                     seeds=seeds if click.get_current_context().get_parameter_source("seeds").name != "DEFAULT"
                     else 1, concurrency=concurrency, temperature=temperature, max_tokens=max_tokens, price=price,
@@ -138,7 +145,7 @@ def _write_outputs(points: Sequence[Any], rows: Sequence[dict[str, Any]], meta: 
 
 
 def _live_bench(*, dataset: str, data_dir: Path | None, limit: int | None, subset: str | None, base_url: str,
-                model: str, api_key_env: str, strategies: str, budgets: str, seeds: int, concurrency: int,
+                model: str, local: Any, api_key_env: str, strategies: str, budgets: str, seeds: int, concurrency: int,
                 temperature: float, max_tokens: int | None, price: str | None, journal_path: Path | None, yes: bool,
                 confirm_above: float, json_path: Path | None, plot_dir: Path | None, run_dir: Path | None) -> None:
     import asyncio
@@ -178,9 +185,13 @@ def _live_bench(*, dataset: str, data_dir: Path | None, limit: int | None, subse
                               "pass --yes to go ahead")
         if not click.confirm("go ahead?", err=True):
             raise ConfigError("cancelled")
-    backend = OpenAIBackend(model, base_url=base_url, api_key_env=api_key_env, temperature=temperature,
-                            max_tokens=max_tokens, price_input=price_in, price_output=price_out)
-    identity = {"base_url": base_url, "model": model, "temperature": temperature, "max_tokens": max_tokens}
+    if local is not None:  # a local model: no endpoint, no key
+        backend = local
+        identity = local.identity
+    else:
+        backend = OpenAIBackend(model, base_url=base_url, api_key_env=api_key_env, temperature=temperature,
+                                max_tokens=max_tokens, price_input=price_in, price_output=price_out)
+        identity = {"base_url": base_url, "model": model, "temperature": temperature, "max_tokens": max_tokens}
     rows: list[dict[str, Any]] = []
     texts = {q.id: q.text for q in questions}
     golds = {q.id: q.gold for q in questions}

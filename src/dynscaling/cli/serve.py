@@ -10,13 +10,16 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
+from .backend_options import local_backend, local_model_options
 from .common import fail_cleanly
 
 
 @click.command()
-@click.option("--upstream-url", required=True, envvar="DYNSCALING_UPSTREAM_URL",
+@click.option("--upstream-url", envvar="DYNSCALING_UPSTREAM_URL",
               help="The model's OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.")
-@click.option("--upstream-model", required=True, help="The upstream model for names like dynscaling/8.")
+@click.option("--upstream-model", help="The upstream model for names like dynscaling/8 (with --backend llama-cpp: "
+                                       "the name clients use for the local model, default its file name).")
+@local_model_options
 @click.option("--upstream-api-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Environment variable with the upstream key.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (default: loopback only).")
@@ -39,7 +42,8 @@ from .common import fail_cleanly
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Journal for batches (default $DYNSCALING_HOME/journal.sqlite).")
 @fail_cleanly
-def serve(upstream_url: str, upstream_model: str, upstream_api_key_env: str, host: str, port: int,
+def serve(upstream_url: str | None, upstream_model: str | None, backend_kind: str, model_path: Path | None,
+          n_ctx: int, threads: int, upstream_api_key_env: str, host: str, port: int,
           client_key_env: str | None, concurrency: int, default_budget: int, strategy: str, answer_type: str,
           temperature: float, max_tokens: int | None, keepalive_seconds: float, journal_path: Path | None) -> None:
     """Serve the OpenAI API with DynScaling in front of an upstream model.
@@ -54,6 +58,19 @@ def serve(upstream_url: str, upstream_model: str, upstream_api_key_env: str, hos
         raise ConfigError("the server needs its extra: pip install 'dynscaling[server]'") from None
     from ..journal import default_journal_path
     from ..server import ServeConfig, create_app, probe_upstream
+
+    local = None
+    if backend_kind == "llama-cpp":
+        if upstream_url:
+            raise ConfigError("--upstream-url is for an endpoint; a local model (--backend llama-cpp) takes "
+                              "--model-path")
+        local = local_backend(model_path, n_ctx=n_ctx, threads=threads, temperature=temperature,
+                              max_tokens=max_tokens)
+        upstream_model = upstream_model or local.model
+        upstream_url = "local:"  # no endpoint: scaled names are answered by the model in this process
+    elif not upstream_url or not upstream_model:
+        raise ConfigError("serving an endpoint needs --upstream-url and --upstream-model (or --backend llama-cpp "
+                          "for a local GGUF model)")
 
     client_key = None
     if client_key_env is not None:
@@ -70,13 +87,17 @@ def serve(upstream_url: str, upstream_model: str, upstream_api_key_env: str, hos
                          journal_path=journal_path or default_journal_path())
     if host not in ("127.0.0.1", "localhost", "::1") and client_key is None:
         click.echo(f"warning: serving on {host} with no client key (--api-key-env)", err=True)
-    models = probe_upstream(config)  # unreachable or refusing the key: one line, exit 2, before listening
-    if models and upstream_model not in models:
-        click.echo(f"warning: the upstream does not list {upstream_model!r} (it lists {', '.join(models[:5])})",
-                   err=True)
+    if local is None:
+        models = probe_upstream(config)  # unreachable or refusing the key: one line, exit 2, before listening
+        if models and upstream_model not in models:
+            click.echo(f"warning: the upstream does not list {upstream_model!r} (it lists {', '.join(models[:5])})",
+                       err=True)
     sock = _listen(host, port)
     click.echo(f"http://{host}:{sock.getsockname()[1]}/v1", err=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning"))
+    if local is not None:
+        click.echo(f"local model {local.model}: ask for dynscaling/<samples>/{upstream_model}; it generates one "
+                   "sequence at a time, and plain model names are not served", err=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(config, upstream_backend=local), log_level="warning"))
     server.run(sockets=[sock])
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import BackendError, ConfigError, InputError, JournalError
+from .backend_options import check_endpoint, local_backend, local_model_options
 from .common import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -37,9 +38,10 @@ _CONFIG_PROBE_KINDS = ("dns", "auth", "unknown_model")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
               help="Where to write one JSON line per question (written atomically at the end; '-': standard "
                    "output).")
-@click.option("--base-url", envvar="OPENAI_BASE_URL", required=True,
+@click.option("--base-url", envvar="OPENAI_BASE_URL",
               help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (env OPENAI_BASE_URL).")
-@click.option("--model", required=True, help="Model name at the endpoint.")
+@click.option("--model", help="Model name at the endpoint.")
+@local_model_options
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Name of the environment variable holding the API key (the key itself is never printed). "
                    "Unset, a server on this machine or a private network gets a placeholder key.")
@@ -83,14 +85,15 @@ _CONFIG_PROBE_KINDS = ("dns", "auth", "unknown_model")
               help="JSON object overriding the prompt wording (fields of dynscaling.Prompts: system, question, "
                    "format_hints, reconsider, fresh_solution, revise).")
 @fail_cleanly
-def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_env: str, allow_no_key: bool,
+def solve(input_path: Path, out_path: Path, base_url: str | None, model: str | None, backend_kind: str,
+          model_path: Path | None, n_ctx: int, threads: int, api_key_env: str, allow_no_key: bool,
           strategy: str, budget: float | None, budget_tokens: int | None, budget_usd: float | None,
           price: str | None, concurrency: int, temperature: float, top_p: float | None, max_tokens: int | None,
           max_tokens_field: str, stop: Sequence[str], extra_body: str | None, fields: Sequence[str],
           answer_type: str, limit: int | None, seed: int, timeout: float, max_retries: int, max_retry_after: float,
           journal_path: Path | None, journal_wait: float, fresh: bool, prompts_path: Path | None) -> None:
-    """Answer every question of INPUT.jsonl ('-': standard input) against a live OpenAI-compatible endpoint,
-    under a budget.
+    """Answer every question of INPUT.jsonl ('-': standard input) against a live OpenAI-compatible endpoint (or a
+    local GGUF model with --backend llama-cpp), under a budget.
 
     Every sample is journaled as it arrives: re-running the same command resumes without paying twice, retries
     every question the backend failed, and a re-run with a larger budget reuses what it has. Before any sample,
@@ -120,6 +123,7 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
     from ..strategies import parse_strategy
 
     err = Console(stderr=True)
+    check_endpoint(backend_kind, base_url, model)
     parsed_strategy = parse_strategy(strategy)
     price_in, price_out = parse_price(price)
     body = None
@@ -147,15 +151,21 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
         err.print(f"[yellow]budget of {total_samples} samples is smaller than the batch ({len(questions)} questions): "
                   f"{len(questions) - total_samples} questions will get no sample and no answer[/]")
     _check_writable(out_path)
-    backend = OpenAIBackend(base_url=base_url, model=model, api_key_env=api_key_env, allow_no_key=allow_no_key,
-                            temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                            max_tokens_field=max_tokens_field, stop=list(stop) or None, extra_body=body,
-                            price_input=price_in, price_output=price_out, timeout=timeout, max_retries=max_retries,
-                            max_retry_after=max_retry_after)
-    identity = {"base_url": base_url, "model": model, "temperature": temperature, "top_p": top_p,
-                "max_tokens": max_tokens, "stop": list(stop), "extra_body": body}
-    if max_tokens_field != "max_tokens":  # only when set, so that journals written before keep their keys
-        identity["max_tokens_field"] = max_tokens_field
+    backend: Any
+    if backend_kind == "llama-cpp":
+        backend = local_backend(model_path, n_ctx=n_ctx, threads=threads, temperature=temperature, top_p=top_p,
+                                max_tokens=max_tokens, stop=stop)
+        identity = backend.identity
+    else:
+        backend = OpenAIBackend(base_url=base_url or "", model=model or "", api_key_env=api_key_env,
+                                allow_no_key=allow_no_key, temperature=temperature, top_p=top_p,
+                                max_tokens=max_tokens, max_tokens_field=max_tokens_field, stop=list(stop) or None,
+                                extra_body=body, price_input=price_in, price_output=price_out, timeout=timeout,
+                                max_retries=max_retries, max_retry_after=max_retry_after)
+        identity = {"base_url": base_url, "model": model, "temperature": temperature, "top_p": top_p,
+                    "max_tokens": max_tokens, "stop": list(stop), "extra_body": body}
+        if max_tokens_field != "max_tokens":  # only when set, so that journals written before keep their keys
+            identity["max_tokens_field"] = max_tokens_field
     config = SolveConfig(parsed_strategy, caps, seed=seed, concurrency=concurrency, backend_identity=identity,
                          max_tokens=max_tokens, price_input=price_in, price_output=price_out, prompts=prompts)
     journal = journal_path or default_journal_path()
@@ -164,7 +174,8 @@ def solve(input_path: Path, out_path: Path, base_url: str, model: str, api_key_e
 
     async def go() -> Any:
         try:
-            await backend.probe()  # before the journal is even opened: a dead endpoint leaves no trace
+            if hasattr(backend, "probe"):  # an endpoint: checked before the journal is opened
+                await backend.probe()
             with _SpendProgress(err, total_samples) as progress_bar:
                 return await asolve(questions, backend, config, journal_path=journal, fresh=fresh,
                                     on_progress=progress_bar.update, stats=stats, journal_wait=journal_wait)

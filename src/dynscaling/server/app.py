@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import BackendError, ConfigError, DynscalingError, InputError
 from ..journal import Journal
-from .batch import BatchService
+from .batch import BatchService, SharedLimit
 from .config import ServeConfig
 from .errors import ApiError
 from .passthrough import relay, upstream_json
@@ -75,8 +75,9 @@ def _card(model_id: str, owner: str, created: int) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": created, "owned_by": owner}
 
 
-def create_app(config: ServeConfig) -> Any:
-    """The Starlette application (needs the ``server`` extra)."""
+def create_app(config: ServeConfig, *, upstream_backend: Any = None) -> Any:
+    """The Starlette application (needs the ``server`` extra). ``upstream_backend`` (e.g. a ``LlamaCppBackend``)
+    answers scaled requests for ``config.upstream_model`` in this process instead of an HTTP upstream."""
     try:
         from starlette.applications import Starlette
         from starlette.exceptions import HTTPException
@@ -88,6 +89,9 @@ def create_app(config: ServeConfig) -> Any:
 
     state = _State(config)
     upstream = state.upstream
+    if upstream_backend is not None:  # dynscaling serve --backend llama-cpp
+        upstream.local = upstream_backend
+        state.batches.backends[config.upstream_model] = SharedLimit(upstream_backend, upstream.limit)
 
     def error_response(error: ApiError) -> Response:
         return JSONResponse(error.body(), status_code=error.status, headers=error.headers)

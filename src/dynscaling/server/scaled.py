@@ -21,7 +21,7 @@ from ..engine import Engine
 from ..strategies import STRATEGIES, Strategy
 from ..types import Question, Usage
 from .errors import ApiError
-from .upstream import RequestSampler, Upstream
+from .upstream import LocalSampler, RequestSampler, Upstream
 from .validation import ScaledRequest
 from .voting import ExactClusterer
 
@@ -73,7 +73,8 @@ def failure_error(sampler: RequestSampler, failures: Mapping[str, int]) -> ApiEr
 
 async def run_scaled(request: ScaledRequest, upstream: Upstream) -> ScaledOutcome:
     """Sample, vote and pick the choices of one scaled request."""
-    sampler = RequestSampler(upstream, request.upstream, request.params, request.vote)
+    sampling = LocalSampler if upstream.local is not None else RequestSampler
+    sampler = sampling(upstream, request.upstream, request.params, request.vote)
     answer_type = request.answer_type if request.vote == "answer" else "text"
     question = Question(id="request", text=request.question_text, answer_type=answer_type,  # type: ignore[arg-type]
                         meta={"messages": request.messages})

@@ -27,7 +27,7 @@ from .config import ServeConfig
 from .errors import SecretMask
 from .voting import VOTE_PREFIX, VoteMode, json_vote, tool_calls_vote
 
-__all__ = ["RequestSampler", "Upstream", "UpstreamError"]
+__all__ = ["LocalSampler", "RequestSampler", "Upstream", "UpstreamError"]
 
 logger = logging.getLogger("dynscaling.server")
 
@@ -61,6 +61,8 @@ class Upstream:
         self.inflight = 0
         self.max_inflight = 0
         self._client: httpx2.AsyncClient | None = None
+        #: a model in this process (``serve --backend llama-cpp``) that answers scaled requests instead of HTTP
+        self.local: Any = None
 
     @property
     def client(self) -> httpx2.AsyncClient:
@@ -274,3 +276,30 @@ class RequestSampler:
             content = message.get("content")
             return None if not content else VOTE_PREFIX + "content:" + " ".join(str(content).split())
         return json_vote(text)
+
+
+class LocalSampler(RequestSampler):
+    """A ``RequestSampler`` whose samples come from a model in this process (``upstream.local``, e.g. a
+    ``LlamaCppBackend``) instead of an HTTP upstream: the same voting, usage and failure bookkeeping.
+
+    The local model samples with its own settings (temperature, ``max_tokens``, stop sequences given when the
+    server started); per-request sampling parameters do not reach it."""
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        local = self.upstream.local
+        try:
+            async with self.upstream.limit:
+                self._enter()
+                try:
+                    samples = await local.agenerate(body["messages"], int(body.get("n", 1)), seed=body.get("seed"))
+                finally:
+                    self._leave()
+        except BackendError as error:
+            raise UpstreamError(f"the local model failed: {error}", status=None, kind=error.kind,
+                                retryable=False) from None
+        usage = Usage()
+        for sample in samples:
+            usage.add(sample.usage)
+        return {"choices": [{"index": i, "message": {"role": "assistant", "content": sample.text},
+                             "finish_reason": sample.finish_reason} for i, sample in enumerate(samples)],
+                "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}}
