@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     pool = synthetic_pool(args.questions, args.samples)
-    strategies = args.strategy or ["dynscaling-parallel", "dynscaling-parallel:c=0.3", "sc", "adaptive", "esc"]
+    strategies = args.strategy or ["dynscaling-parallel", "ucb", "sc", "adaptive", "esc"]
     print(f"pool: {args.questions} questions x {args.samples} samples; budget {args.budget} samples/question")
     for spec in strategies:
         best = best_cpu = 0.0

@@ -9,6 +9,7 @@ second on one core. Nothing here depends on timing; answers are never asserted r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import random
@@ -86,7 +87,9 @@ class Counting:
 
 
 def journal_rows(path: Path) -> list[tuple[str, int, str | None]]:
-    with sqlite3.connect(path) as db:
+    # closed, not just committed (sqlite3's own context manager leaves it open): an open reader would keep the
+    # next run from taking the journal for itself
+    with contextlib.closing(sqlite3.connect(path)) as db:
         return db.execute("SELECT question_id, sample_index, messages FROM samples").fetchall()
 
 
@@ -183,7 +186,7 @@ class TestChainsFitTheContext:
                 sent.append(local.count_prompt_tokens(messages))
                 return await super().agenerate(messages, n, seed=seed)
 
-        engine = Engine(questions(1), "dynscaling:max_chain_tokens=100000,stop=1.0", Budget(samples=3))
+        engine = Engine(questions(1), "dynscaling:max_chain_tokens=100000", Budget(samples=3))
         result = run(asolve_engine(engine, Measuring(local)))
         assert result.samples == 3
         assert len(sent) == 3 and max(sent) <= local.prompt_token_limit
@@ -233,8 +236,10 @@ class TestSolveEndToEnd:
 
         async def interrupted() -> None:
             task = asyncio.ensure_future(asolve(questions(2), first, config, journal_path=journal))
-            while not journal.exists() or len(journal_rows(journal)) < 3:
+            # the run holds the journal exclusively (one writer per journal): watch the samples, not the file
+            while first.generated < 3:
                 await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)  # the third lands in the journal
             task.cancel()  # what Ctrl-C does to a run
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -333,9 +338,13 @@ class TestLlamaCppServer:
                                               "gold": q.gold}) + "\n" for q in questions(2)))
         out = tmp_path / "out.jsonl"
         journal = tmp_path / "j.sqlite"
+        # solve checks the model against the server's list first; llama.cpp lists its model by file path
+        import openai
+
+        listed = openai.OpenAI(base_url=llama_server, api_key="unused").models.list().data[0].id
         # sc with 3 samples of 2 questions and 6 in flight: groups of three ask for n=3 and get one each
         done = subprocess.run([sys.executable, "-m", "dynscaling.cli", "solve", str(source), "--out", str(out),
-                               "--base-url", llama_server, "--model", "smollm2", "--strategy", "sc", "--budget", "3",
+                               "--base-url", llama_server, "--model", listed, "--strategy", "sc", "--budget", "3",
                                "--concurrency", "6", "--max-tokens", str(MAX_TOKENS), "--journal", str(journal)],
                               capture_output=True, text=True, timeout=600, env={**_env(), "OPENAI_API_KEY": "EMPTY"})
         assert done.returncode == 0, done.stderr
