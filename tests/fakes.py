@@ -69,6 +69,16 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def send_json(handler: BaseHTTPRequestHandler, code: int, payload: Any) -> None:
+    """Answer a request with ``payload`` as JSON and status ``code``."""
+    data = json.dumps(payload).encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 _Server = TypeVar("_Server", bound="LoopbackServer")
 
 

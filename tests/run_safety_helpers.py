@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from dynscaling.cli import cli
 from dynscaling.pools import Pool, bundled_pools
-from fakes import LoopbackServer
+from fakes import LoopbackServer, send_json
 
 SECRET = "sk-test-SECRET-7f3a9b"
 DATE_POOL = next(p for p in bundled_pools() if p.name.startswith("chatgpt_date"))  # 10 samples per question
@@ -75,12 +75,7 @@ class ModelsServer(LoopbackServer):
                 self._send(post_status, {"error": {"message": post_message, "type": "server_error"}})
 
             def _send(self, code: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, payload)
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
                 pass

@@ -16,7 +16,7 @@ from typing import Any
 
 import uvicorn
 
-from fakes import LoopbackServer
+from fakes import LoopbackServer, send_json
 
 
 class Uvicorn:
@@ -63,12 +63,7 @@ class ChatUpstream(LoopbackServer):
 
         class Handler(BaseHTTPRequestHandler):
             def _send(self, code: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, payload)
 
             def _refuse(self) -> None:
                 message = error + (f" (you sent {self.headers.get('Authorization')})" if echo_auth else "")

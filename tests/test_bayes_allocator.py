@@ -8,7 +8,6 @@ on a bundled recorded pool.
 
 from __future__ import annotations
 
-import math
 import random
 import statistics
 
@@ -99,9 +98,9 @@ class TestAnswerModel:
 
     def test_one_more_vote_never_flips_a_leader_so_only_a_longer_look_sees_a_gain(self) -> None:
         model = AnswerModel(fit_weights({(3,): 50, (2, 1): 30, (1, 1, 1): 20}, prior_weight=4), horizon=6)
-        for s in [(1,), (2,), (2, 1)]:
+        for s in [(1,), (2,), (3,)]:
             # the posterior predictive is a martingale: with no flip possible, one vote gains nothing
-            assert model.lookahead(s, 1) == pytest.approx(model.value(s), abs=1e-12) or s == (2, 1)
+            assert model.lookahead(s, 1) == pytest.approx(model.value(s), abs=1e-12)
         assert model.lookahead((2,), 3) > model.value((2,))  # three rival votes can flip a 2-0
         assert model.index((1, 1)) > model.index((2,)) > 0  # a tie is worth breaking before a 2-0 is doubted
 
@@ -146,12 +145,15 @@ class TestAllocator:
                                       if t.samples)  # deterministic under the seed
 
     def test_a_question_that_abstained_is_asked_again_before_answered_ones_get_a_second_sample(self) -> None:
-        pool = synthetic_pool([0.9] * 20, abstain=0.3, seed=3)
-        engine = run(pool, Budget(samples=26))
-        no_vote = [t for t in engine.tallies if t.votes == 0]
-        doubled = [t for t in engine.tallies if t.votes >= 1 and t.samples >= 2 and t.abstentions == 0]
-        # every question still without a vote had more samples than any answered question got a second one
-        assert not doubled or all(t.samples >= 2 for t in no_vote)
+        answering = synthetic_pool([1.0] * 10)
+        silent = synthetic_pool([1.0] * 5, abstain=1.0)  # every sample abstains
+        pool = Pool("mixed", "<memory>", tuple(
+            PoolQuestion(Question(f"m{i}", e.question.text + f" {i}", "text", gold="right"), e.texts, e.answers,
+                         e.classes, e.usages, e.clusterer)
+            for i, e in enumerate(answering.entries + silent.entries)))
+        engine = run(pool, Budget(samples=20))  # one round of 15, then 5 more
+        assert [t.samples for t in engine.tallies[:10]] == [1] * 10
+        assert [t.samples for t in engine.tallies[10:]] == [2] * 5
 
     def test_the_whole_budget_is_spent_by_default_and_min_gain_stops_early(self) -> None:
         pool = synthetic_pool([0.95] * 20 + [0.5] * 20)
@@ -198,4 +200,3 @@ class TestOnARecordedPool:
         gains = [(replay(pool, "dynscaling-parallel", budget, seed=s).accuracy or 0.0)
                  - (replay(pool, "sc", budget, seed=s).accuracy or 0.0) for s in range(4)]
         assert all(g > 0 for g in gains), gains
-        assert math.isfinite(statistics.fmean(gains))
