@@ -148,7 +148,9 @@ class AnswerModel:
         self.weights = weights
         self.horizon = horizon
         self._posterior: dict[Shape, tuple[float, float, float]] = {}
-        self._lookahead: dict[tuple[Shape, int], float] = {}
+        # shape -> [W_0, W_1, ..., W_k]: every look-ahead of a shape computed so far, in one list, so a shape's
+        # look-aheads over all horizons cost one lookup and one pass, not one memoised call per horizon
+        self._ahead: dict[Shape, list[float]] = {}
         self._index: dict[Shape, float] = {}
 
     def posterior(self, shape: Shape) -> tuple[float, float, float]:
@@ -180,26 +182,33 @@ class AnswerModel:
         starts one); a vote for a third answer is taken as no change."""
         if k == 0 or not shape:
             return self.value(shape)
-        key = (shape, k)
-        found = self._lookahead.get(key)
-        if found is not None:
-            return found
+        return self._ahead_upto(shape, k)[k]
+
+    def _ahead_upto(self, shape: Shape, k: int) -> list[float]:
+        """``[lookahead(shape, 0), ..., lookahead(shape, j)]`` for some ``j >= k`` (``shape`` not empty)."""
+        ahead = self._ahead.get(shape)
+        if ahead is None:
+            ahead = self._ahead[shape] = [self.posterior(shape)[0]]
+        done = len(ahead) - 1
+        if done >= k:
+            return ahead
         _, to_leader, to_runner = self.posterior(shape)
         v1 = shape[0]
         v2 = shape[1] if len(shape) > 1 else 0
         rest = shape[2:]
-        now = self.lookahead(shape, k - 1)
-        after_leader = self.lookahead((v1 + 1, v2, *rest) if v2 else (v1 + 1, *rest), k - 1)
+        after_leader = self._ahead_upto((v1 + 1, v2, *rest) if v2 else (v1 + 1, *rest), k - 1)
         if not v2:
             # every other vote starts a rival: exact, and what keeps a unanimous tally from looking improvable
-            found = to_leader * after_leader + (1.0 - to_leader) * self.lookahead((v1, 1), k - 1)
+            after_rival = self._ahead_upto((v1, 1), k - 1)
+            for j in range(done, k):
+                ahead.append(to_leader * after_leader[j] + (1.0 - to_leader) * after_rival[j])
         else:
             # a runner-up vote overtakes only with a strictly greater count; then it leads
-            runner = (v1, v2 + 1, *rest) if v2 + 1 <= v1 else (v2 + 1, v1, *rest)
-            found = (to_leader * after_leader + to_runner * self.lookahead(runner, k - 1)
-                     + max(0.0, 1.0 - to_leader - to_runner) * now)
-        self._lookahead[key] = found
-        return found
+            after_runner = self._ahead_upto((v1, v2 + 1, *rest) if v2 + 1 <= v1 else (v2 + 1, v1, *rest), k - 1)
+            stays = max(0.0, 1.0 - to_leader - to_runner)
+            for j in range(done, k):
+                ahead.append(to_leader * after_leader[j] + to_runner * after_runner[j] + stays * ahead[j])
+        return ahead
 
     def index(self, shape: Shape) -> float:
         """The best expected gain per sample over look-aheads of 1..horizon samples."""
@@ -207,6 +216,7 @@ class AnswerModel:
         if found is not None:
             return found
         now = self.value(shape)
-        found = max(0.0, max((self.lookahead(shape, k) - now) / k for k in range(1, self.horizon + 1)))
+        ahead = self._ahead_upto(shape, self.horizon)
+        found = max(0.0, max((ahead[k] - now) / k for k in range(1, self.horizon + 1)))
         self._index[shape] = found
         return found

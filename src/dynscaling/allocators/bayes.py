@@ -49,8 +49,9 @@ _TIE_BREAK = 1e-9
 
 
 def shape_of(tally: Tally) -> Shape:
-    """A tally's vote counts, largest first."""
-    return tuple(sorted(tally.counts.values(), reverse=True))
+    """A tally's vote counts, largest first (kept by the tally as it counts)."""
+    return tally.shape
+
 
 class BayesAllocator(Allocator):
     """Empirical-Bayes value-of-information allocation (see the module docstring).
@@ -96,30 +97,35 @@ class BayesAllocator(Allocator):
 
     # ---- priorities ----
 
-    def _priority(self, qi: int) -> float:
-        tally = self.tallies[qi]
-        # the chance a sample votes at all: the question's own rate, shrunk to the batch's
-        rate = (tally.samples - tally.abstentions + self._vote_rate) / (tally.samples + 1.0)
-        if tally.v1 == 0:
-            gain = rate * self.model.value((1,))  # a first answer, worth its chance of being the mode
+    def _worth(self, shape: Shape) -> float:
+        """A question's index before its vote rate and cost, memoised by shape for the current model: one dict
+        lookup per decision on the hot path."""
+        model = self.model
+        if not shape:
+            worth = model.value((1,))  # a first answer, worth its chance of being the mode
         else:
-            shape = shape_of(tally)
             # Where no look-ahead within the horizon sees a gain (a close race judged settled, or one needing
             # more votes than the horizon), the least settled question goes first: a tie-break, far below any
             # real gain.
-            gain = rate * (self.model.index(shape) + _TIE_BREAK * (1.0 - self.model.value(shape)))
-        if self.unit_cost is not None:
-            gain /= self.unit_cost(qi)
-        return gain
+            worth = model.index(shape) + _TIE_BREAK * (1.0 - model.value(shape))
+        self._worth_memo[shape] = worth
+        return worth
 
     def _push(self, qi: int) -> None:
         self._version[qi] += 1
         pending = self.pending[qi]
         if pending >= self.max_inflight or self.closed[qi]:
             return
-        if self.cap is not None and self.tallies[qi].samples + pending >= self.cap:
+        tally = self.tallies[qi]
+        if self.cap is not None and tally.samples + pending >= self.cap:
             return
-        priority = self._priority(qi)
+        worth = self._worth_memo.get(tally.shape)
+        if worth is None:
+            worth = self._worth(tally.shape)
+        # the chance a sample votes at all: the question's own rate, shrunk to the batch's
+        priority = (tally.samples - tally.abstentions + self._vote_rate) / (tally.samples + 1.0) * worth
+        if self.unit_cost is not None:
+            priority /= self.unit_cost(qi)
         if priority < self.min_gain:
             return
         heapq.heappush(self._heap, (-priority, self._rank[qi], qi, self._version[qi]))
@@ -130,7 +136,7 @@ class BayesAllocator(Allocator):
         votes = samples = 0
         for t in tallies:
             if t.samples:
-                shape = shape_of(t)
+                shape = t.shape
                 shapes[shape] = shapes.get(shape, 0) + 1
                 votes += t.samples - t.abstentions
                 samples += t.samples
@@ -145,6 +151,7 @@ class BayesAllocator(Allocator):
             return
         self._vote_rate = (votes + 1.0) / (samples + 1.0)
         self.model = AnswerModel(weights, self.horizon)
+        self._worth_memo: dict[Shape, float] = {}
         self._heap = []
         for qi in range(len(tallies)):
             self._push(qi)
@@ -172,8 +179,9 @@ class BayesAllocator(Allocator):
         self.inflight -= 1
         self._count(qi)
 
-    def sampled(self, qi: int) -> None:  # the replay loop's hot path
-        self._count(qi)
+    def sampled(self, qi: int) -> None:  # the replay loop's hot path: one sample dispatched and counted at once
+        self._t += 1
+        self._push(qi)
 
     def _landed(self, qi: int) -> None:
         self._count(qi)
