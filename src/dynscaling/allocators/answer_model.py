@@ -187,12 +187,14 @@ class AnswerModel:
     def _ahead_upto(self, shape: Shape, k: int) -> list[float]:
         """``[lookahead(shape, 0), ..., lookahead(shape, j)]`` for some ``j >= k`` (``shape`` not empty)."""
         ahead = self._ahead.get(shape)
-        if ahead is None:
-            ahead = self._ahead[shape] = [self.posterior(shape)[0]]
-        done = len(ahead) - 1
-        if done >= k:
+        if ahead is not None and len(ahead) > k:
             return ahead
-        _, to_leader, to_runner = self.posterior(shape)
+        now, to_leader, to_runner = self.posterior(shape)
+        if ahead is None:
+            ahead = self._ahead[shape] = [now]
+            if k == 0:
+                return ahead
+        done = len(ahead) - 1
         v1 = shape[0]
         v2 = shape[1] if len(shape) > 1 else 0
         rest = shape[2:]

@@ -29,9 +29,9 @@ tally shape between refits.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable
+from heapq import heappop, heappush
 
 import numpy as np
 
@@ -119,16 +119,18 @@ class BayesAllocator(Allocator):
         tally = self.tallies[qi]
         if self.cap is not None and tally.samples + pending >= self.cap:
             return
-        worth = self._worth_memo.get(tally.shape)
+        shape = tally.shape
+        worth = self._worth_memo.get(shape)
         if worth is None:
-            worth = self._worth(tally.shape)
+            worth = self._worth(shape)
+        samples = tally.samples
         # the chance a sample votes at all: the question's own rate, shrunk to the batch's
-        priority = (tally.samples - tally.abstentions + self._vote_rate) / (tally.samples + 1.0) * worth
+        priority = (samples - tally.abstentions + self._vote_rate) / (samples + 1.0) * worth
         if self.unit_cost is not None:
             priority /= self.unit_cost(qi)
         if priority < self.min_gain:
             return
-        heapq.heappush(self._heap, (-priority, self._rank[qi], qi, self._version[qi]))
+        heappush(self._heap, (-priority, self._rank[qi], qi, self._version[qi]))
 
     def _rebuild(self) -> None:
         tallies = self.tallies
@@ -164,7 +166,7 @@ class BayesAllocator(Allocator):
         heap = self._heap
         version = self._version
         while heap:
-            _, _, qi, v = heapq.heappop(heap)
+            _, _, qi, v = heappop(heap)
             if v == version[qi] and not self.closed[qi]:
                 return qi
         return None
