@@ -116,9 +116,10 @@ def evidence(shape: Shape) -> np.ndarray:
     return found
 
 
-def fit_weights(shapes: dict[Shape, int], prior_weight: float) -> np.ndarray:
-    """The batch prior over the grid: EM for the mixture weights, shrunk toward flat by ``prior_weight``."""
-    flat = np.full(CELLS, 1.0 / CELLS)
+def fit_weights(shapes: dict[Shape, int], prior_weight: float, toward: np.ndarray | None = None) -> np.ndarray:
+    """The batch prior over the grid: EM for the mixture weights, shrunk toward ``toward`` (flat by default) by
+    ``prior_weight`` questions' worth."""
+    flat = np.full(CELLS, 1.0 / CELLS) if toward is None else toward
     rows = []
     counts = []
     for shape, count in shapes.items():

@@ -39,6 +39,7 @@ from ..votes import Tally
 from .answer_model import AnswerModel, Shape, fit_weights
 from .base import Allocator
 from .base import check as _check
+from .length_groups import LengthGroups
 
 __all__ = ["BayesAllocator", "shape_of"]
 
@@ -46,6 +47,10 @@ __all__ = ["BayesAllocator", "shape_of"]
 _REFIT_TOLERANCE = 0.05
 #: the weight of "least settled first" among questions whose look-ahead sees no gain
 _TIE_BREAK = 1e-9
+
+
+def _moved(new: np.ndarray, old: np.ndarray) -> float:
+    return float(np.abs(new - old).sum())
 
 
 def shape_of(tally: Tally) -> Shape:
@@ -63,22 +68,26 @@ class BayesAllocator(Allocator):
         prior_weight: how many questions' worth of a flat prior the fit is shrunk toward.
         cap: at most this many samples per question.
         max_inflight: requests of one question in flight at once (live runs).
+        length_groups: fit the batch prior separately for this many groups of questions by answer length
+            (``length_groups``); 1: one prior for the whole batch.
     """
 
     def __init__(self, horizon: int = 6, min_gain: float = 0.0, refit: float = 1.5, prior_weight: float = 4.0,
-                 cap: int | None = None, max_inflight: int = 1) -> None:
+                 cap: int | None = None, max_inflight: int = 1, length_groups: int = 3) -> None:
         _check(1 <= horizon <= 64, f"horizon must be in 1..64, got {horizon}")
         _check(0.0 <= min_gain < 1.0, f"min_gain must be in [0, 1), got {min_gain}")
         _check(refit > 1.0, f"refit must be > 1, got {refit}")
         _check(prior_weight >= 0.0, f"prior_weight must be >= 0, got {prior_weight}")
         _check(cap is None or cap >= 1, f"cap must be >= 1, got {cap}")
         _check(max_inflight >= 1, f"max_inflight must be >= 1, got {max_inflight}")
+        _check(1 <= length_groups <= 10, f"length_groups must be in 1..10, got {length_groups}")
         self.horizon = horizon
         self.min_gain = min_gain
         self.refit = refit
         self.prior_weight = prior_weight
         self.cap = cap
         self.max_inflight = max_inflight
+        self.length_groups = length_groups
         self.unit_cost: Callable[[int], float] | None = None
 
     def _start(self) -> None:
@@ -92,23 +101,26 @@ class BayesAllocator(Allocator):
         self._heap: list[tuple[float, int, int, int]] = []
         self._t = 0
         self._refit_at = 0
+        self._lengths = LengthGroups(self.length_groups, n)
+        self._lengths.bind(self.usages)
         self.model: AnswerModel | None = None
+        self._models: list[AnswerModel] = []
         self._rebuild()
 
     # ---- priorities ----
 
-    def _worth(self, shape: Shape) -> float:
-        """A question's index before its vote rate and cost, memoised by shape for the current model: one dict
-        lookup per decision on the hot path."""
-        model = self.model
+    def _worth(self, shape: Shape, group: int) -> float:
+        """A question's index before its vote rate and cost, memoised by shape for the current model of its
+        length group: one dict lookup per decision on the hot path."""
         if not shape:
-            worth = model.value((1,))  # a first answer, worth its chance of being the mode
+            worth = self.model.value((1,))  # a first answer, worth its chance of being the mode
         else:
+            model = self._models[group]
             # Where no look-ahead within the horizon sees a gain (a close race judged settled, or one needing
             # more votes than the horizon), the least settled question goes first: a tie-break, far below any
             # real gain.
             worth = model.index(shape) + _TIE_BREAK * (1.0 - model.value(shape))
-        self._worth_memo[shape] = worth
+        self._worth_memos[group][shape] = worth
         return worth
 
     def _push(self, qi: int) -> None:
@@ -120,9 +132,10 @@ class BayesAllocator(Allocator):
         if self.cap is not None and tally.samples + pending >= self.cap:
             return
         shape = tally.shape
-        worth = self._worth_memo.get(shape)
+        group = self._lengths.group(qi) if self._grouped else 0
+        worth = self._worth_memos[group].get(shape)
         if worth is None:
-            worth = self._worth(shape)
+            worth = self._worth(shape, group)
         samples = tally.samples
         # the chance a sample votes at all: the question's own rate, shrunk to the batch's
         priority = (samples - tally.abstentions + self._vote_rate) / (samples + 1.0) * worth
@@ -132,28 +145,50 @@ class BayesAllocator(Allocator):
             return
         heappush(self._heap, (-priority, self._rank[qi], qi, self._version[qi]))
 
+    def _group_fits(self, sampled: list[int], weights: np.ndarray, cuts: list[float]) -> list[np.ndarray]:
+        """Each length group's prior: the fit to its questions' tallies, shrunk toward the whole batch's."""
+        if not cuts:
+            return [weights]
+        shapes: list[dict[Shape, int]] = [{} for _ in range(len(cuts) + 1)]
+        for qi in sampled:
+            own = shapes[self._lengths.group(qi, cuts)]
+            shape = self.tallies[qi].shape
+            own[shape] = own.get(shape, 0) + 1
+        return [fit_weights(own, self.prior_weight, toward=weights) for own in shapes]
+
     def _rebuild(self) -> None:
         tallies = self.tallies
         shapes: dict[Shape, int] = {}
+        sampled: list[int] = []
         votes = samples = 0
-        for t in tallies:
+        for qi, t in enumerate(tallies):
             if t.samples:
                 shape = t.shape
                 shapes[shape] = shapes.get(shape, 0) + 1
+                sampled.append(qi)
                 votes += t.samples - t.abstentions
                 samples += t.samples
         # Until every question could have an answer the tallies say nothing about the prior (one vote has the
         # same likelihood under every cell): the first refit waits for as many samples as questions.
         self._refit_at = max(self._t + 1, math.ceil(self._t * self.refit), len(tallies))
         weights = fit_weights(shapes, self.prior_weight)
+        cuts = self._lengths.cut_points(sampled)
+        fits = self._group_fits(sampled, weights, cuts)
         model = self.model
-        if model is not None and float(np.abs(weights - model.weights).sum()) < _REFIT_TOLERANCE:
-            # the prior has settled: keep the model, its memo and the heap, and look again less often
+        settled = (model is not None and len(fits) == len(self._models)
+                   and _moved(weights, model.weights) < _REFIT_TOLERANCE
+                   and all(_moved(fit, old.weights) < _REFIT_TOLERANCE
+                           for fit, old in zip(fits, self._models, strict=True)))
+        if settled:
+            # the priors have settled: keep the models, their memos and the heap, and look again less often
             self._refit_at = max(self._t + 1, math.ceil(self._t * self.refit * self.refit))
             return
         self._vote_rate = (votes + 1.0) / (samples + 1.0)
+        self._lengths.cuts = cuts
+        self._grouped = len(fits) > 1
         self.model = AnswerModel(weights, self.horizon)
-        self._worth_memo: dict[Shape, float] = {}
+        self._models = [AnswerModel(fit, self.horizon) if fit is not weights else self.model for fit in fits]
+        self._worth_memos: list[dict[Shape, float]] = [{} for _ in self._models]
         self._heap = []
         for qi in range(len(tallies)):
             self._push(qi)
@@ -193,4 +228,5 @@ class BayesAllocator(Allocator):
         self._push(qi)
 
     def describe(self) -> str:
-        return f"bayes(horizon={self.horizon}, min_gain={self.min_gain}, refit={self.refit})"
+        return (f"bayes(horizon={self.horizon}, min_gain={self.min_gain}, refit={self.refit}, "
+                f"length_groups={self.length_groups})")
