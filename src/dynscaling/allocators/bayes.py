@@ -19,8 +19,16 @@ the budget is in tokens or dollars, the index is divided by the question's expec
 first samples go out before second ones, and a budget smaller than the batch reaches a random subset (ties
 break by a seeded random rank). No warm-up is forced: any spend from one sample per question up is used well.
 
+**Length groups.** A long answer is often a less reliable one, and the batch shows how much: the prior is fitted
+separately within ``length_groups`` groups of questions by the mean length of their answers (``length_groups``:
+terciles of the batch), each fit shrunk toward the whole batch's. So among questions whose one or two answers
+agree, the ones that answered at length get the next samples first where the batch says long answers split, and
+no sooner than the others where it does not. Lengths that are all equal (or not reported) give one group.
+
 **Refits.** The batch prior is refitted once every question could have an answer, then each time the samples
-landed grow by ``refit``; a refit that barely moves it keeps the model (and its memo) and waits longer.
+landed grow by 10% while they are fewer than three per question (the priors move fastest then, and place every
+second and third sample), then by ``refit``; a refit that barely moves any group's prior keeps the models (and
+their memos) and waits longer.
 
 A question retires when its index falls below ``min_gain`` (expected extra right answers a sample must buy; 0
 spends the whole budget). The next question comes from a heap, ``O(log Q)`` per decision; values are memoised by
@@ -45,6 +53,9 @@ __all__ = ["BayesAllocator", "shape_of"]
 
 #: a refit that moves the prior's weights by less than this (L1) keeps the current model
 _REFIT_TOLERANCE = 0.05
+#: until the samples landed reach this many per question, refit each time they grow by _EARLY_REFIT
+_EARLY_SAMPLES = 3
+_EARLY_REFIT = 1.1
 #: the weight of "least settled first" among questions whose look-ahead sees no gain
 _TIE_BREAK = 1e-9
 
@@ -170,7 +181,10 @@ class BayesAllocator(Allocator):
                 samples += t.samples
         # Until every question could have an answer the tallies say nothing about the prior (one vote has the
         # same likelihood under every cell): the first refit waits for as many samples as questions.
-        self._refit_at = max(self._t + 1, math.ceil(self._t * self.refit), len(tallies))
+        # While questions hold a sample or two the priors move fastest and place every second and third sample:
+        # refit more often then.
+        growth = self.refit if self._t >= _EARLY_SAMPLES * len(tallies) else min(self.refit, _EARLY_REFIT)
+        self._refit_at = max(self._t + 1, math.ceil(self._t * growth), len(tallies))
         weights = fit_weights(shapes, self.prior_weight)
         cuts = self._lengths.cut_points(sampled)
         fits = self._group_fits(sampled, weights, cuts)
@@ -181,7 +195,7 @@ class BayesAllocator(Allocator):
                            for fit, old in zip(fits, self._models, strict=True)))
         if settled:
             # the priors have settled: keep the models, their memos and the heap, and look again less often
-            self._refit_at = max(self._t + 1, math.ceil(self._t * self.refit * self.refit))
+            self._refit_at = max(self._t + 1, math.ceil(self._t * growth * growth))
             return
         self._vote_rate = (votes + 1.0) / (samples + 1.0)
         self._lengths.cuts = cuts
