@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from heapq import heappop, heappush
+from heapq import heappop, heappush, heappushpop
 
 import numpy as np
 
@@ -46,6 +46,9 @@ __all__ = ["BayesAllocator", "shape_of"]
 _REFIT_TOLERANCE = 0.05
 #: the weight of "least settled first" among questions whose look-ahead sees no gain
 _TIE_BREAK = 1e-9
+
+#: a queue entry: (-priority, random rank, question, version); a stale version is skipped when it comes out
+_Entry = tuple[float, int, int, int]
 
 
 def shape_of(tally: Tally) -> Shape:
@@ -89,7 +92,8 @@ class BayesAllocator(Allocator):
         for position, qi in enumerate(order):
             self._rank[qi] = position
         self._version = [0] * n
-        self._heap: list[tuple[float, int, int, int]] = []
+        self._heap: list[_Entry] = []
+        self._deferred: _Entry | None = None
         self._t = 0
         self._refit_at = 0
         self.model: AnswerModel | None = None
@@ -130,7 +134,12 @@ class BayesAllocator(Allocator):
             priority /= self.unit_cost(qi)
         if priority < self.min_gain:
             return
-        heappush(self._heap, (-priority, self._rank[qi], qi, self._version[qi]))
+        # The newest entry waits outside the heap: in replay the next call pops right after this push, and one
+        # push-and-pop (heappushpop) costs one sift where a push then a pop cost two. The heap plus the waiting
+        # entry are the queue; keys are unique (rank), so the order they come out in is the same.
+        if self._deferred is not None:
+            heappush(self._heap, self._deferred)
+        self._deferred = (-priority, self._rank[qi], qi, self._version[qi])
 
     def _rebuild(self) -> None:
         tallies = self.tallies
@@ -155,6 +164,7 @@ class BayesAllocator(Allocator):
         self.model = AnswerModel(weights, self.horizon)
         self._worth_memo: dict[Shape, float] = {}
         self._heap = []
+        self._deferred = None
         for qi in range(len(tallies)):
             self._push(qi)
 
@@ -165,6 +175,12 @@ class BayesAllocator(Allocator):
             self._rebuild()
         heap = self._heap
         version = self._version
+        deferred = self._deferred
+        if deferred is not None:
+            self._deferred = None
+            _, _, qi, v = heappushpop(heap, deferred)
+            if v == version[qi] and not self.closed[qi]:
+                return qi
         while heap:
             _, _, qi, v = heappop(heap)
             if v == version[qi] and not self.closed[qi]:
