@@ -5,6 +5,10 @@ shapes it leads to as needed. The reference below is the recursion that defines 
 shape and horizon, as the allocator computed it before); the two must agree bit for bit, in whatever order
 shapes and horizons are asked for, because the allocator's decisions compare these values exactly.
 
+The lattice: after a refit, a large batch's model values every shape met so far at once, as arrays
+(``shape_lattice``); the posteriors, look-aheads and indices must be the one-shape path's to the bit, and the
+allocator's decisions the same whether it values the lattice or not.
+
 The queue: ``BayesAllocator`` keeps its newest entry outside the heap until the next pop (one push-and-pop in
 place of a push then a pop). Driven live with several requests in flight and answers landing out of order, it
 must hand out the same questions as the same allocator pushing every entry at once.
@@ -20,8 +24,9 @@ import numpy as np
 import pytest
 
 from dynscaling import Budget, Question, Usage
-from dynscaling.allocators import BayesAllocator
-from dynscaling.allocators.answer_model import CELLS, AnswerModel, Shape
+from dynscaling.allocators import BayesAllocator, bayes
+from dynscaling.allocators.answer_model import CELLS, AnswerModel, Shape, evidence
+from dynscaling.allocators.shape_lattice import ShapeLattice
 from dynscaling.answers import AnswerClusterer
 from dynscaling.backends.replay import ReplayBackend
 from dynscaling.engine import Engine
@@ -153,3 +158,60 @@ def test_the_waiting_entry_hands_out_the_same_questions_as_pushing_at_once(max_i
         reference = live_decisions(PushAtOnce(max_inflight=max_inflight), pool, seed, in_flight)
         assert fast == reference
         assert len(set(fast)) == len(pool.entries)
+
+
+def test_the_lattice_values_every_shape_as_the_one_shape_path_does_bit_for_bit() -> None:
+    lattice = ShapeLattice()
+    for shape in SHAPES:  # every shape of up to 7 votes: a shape of n votes reaches the lattice's edge in 7 - n
+        lattice.add(shape, evidence(shape))
+    weights = np.random.default_rng(11).dirichlet(np.ones(CELLS))
+    values = lattice.values(weights, horizon=6)
+    one_shape = AnswerModel(weights, horizon=6)
+    reference = reference_lookahead(AnswerModel(weights, horizon=6))
+    for i, shape in enumerate(lattice.shapes):
+        posterior = (values.leader[i], values.to_leader[i], values.to_runner[i])
+        assert tuple(map(float, posterior)) == one_shape.posterior(shape), shape
+        assert values.depth[i] == min(6, 7 - sum(shape)), shape
+        for k in range(values.depth[i] + 1):
+            assert values.ahead[k, i] == reference(shape, k), (shape, k)
+
+
+def test_a_model_that_valued_the_lattice_gives_the_values_of_one_that_did_not() -> None:
+    for shape in SHAPES:
+        evidence(shape)  # in the process's lattice
+    weights = np.random.default_rng(12).dirichlet(np.ones(CELLS))
+    valued = AnswerModel(weights, horizon=6)
+    valued.value_lattice()
+    lazy = AnswerModel(weights, horizon=6)
+    assert valued.shapes_valued() >= len(SHAPES) > lazy.shapes_valued()
+    for shape in [*SHAPES, (9, 3, 1), (12,), (5, 5, 2)]:  # the last ones reach past the lattice's edge
+        assert valued.index(shape) == lazy.index(shape), shape
+        assert valued.posterior(shape) == lazy.posterior(shape), shape
+        for k in range(7):
+            assert valued.lookahead(shape, k) == lazy.lookahead(shape, k), (shape, k)
+
+
+def replay_decisions(pool: Pool, budget: Budget, seed: int) -> list[int]:
+    engine = Engine(pool.questions, "dynscaling-parallel", budget, seed=seed, needs_messages=False,
+                    clusterers=[e.clusterer for e in pool.entries])
+    backend = ReplayBackend(pool, seed)
+    decisions: list[int] = []
+
+    def draw(qi: int) -> tuple[int | None, Usage]:
+        decisions.append(qi)
+        return backend.draw_class(qi)
+
+    engine.run_sync(draw)
+    return decisions
+
+
+@pytest.mark.parametrize("budget", [Budget(samples=1500), Budget(tokens=40_000)])
+def test_valuing_the_lattice_at_refits_changes_no_decision(monkeypatch: pytest.MonkeyPatch, budget: Budget) -> None:
+    pool = small_pool(questions=300, samples=16)
+    for seed in range(2):
+        monkeypatch.setattr(bayes, "_LATTICE_SHARE", 10**9)  # every refit values the whole lattice
+        always = replay_decisions(pool, budget, seed)
+        monkeypatch.setattr(bayes, "_LATTICE_SHARE", 0)  # never
+        never = replay_decisions(pool, budget, seed)
+        assert always == never
+        assert len(always) > len(pool.entries)

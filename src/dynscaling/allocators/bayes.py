@@ -36,7 +36,7 @@ from heapq import heappop, heappush, heappushpop
 import numpy as np
 
 from ..votes import Tally
-from .answer_model import AnswerModel, Shape, fit_weights
+from .answer_model import LATTICE, AnswerModel, Shape, fit_weights
 from .base import Allocator
 from .base import check as _check
 
@@ -44,6 +44,8 @@ __all__ = ["BayesAllocator", "shape_of"]
 
 #: a refit that moves the prior's weights by less than this (L1) keeps the current model
 _REFIT_TOLERANCE = 0.05
+#: value the whole shape lattice at a refit when the batch, or the last model's shapes, are 1/this of it
+_LATTICE_SHARE = 4
 #: the weight of "least settled first" among questions whose look-ahead sees no gain
 _TIE_BREAK = 1e-9
 
@@ -162,6 +164,10 @@ class BayesAllocator(Allocator):
             return
         self._vote_rate = (votes + 1.0) / (samples + 1.0)
         self.model = AnswerModel(weights, self.horizon)
+        if model is not None and max(model.shapes_valued(), len(tallies)) * _LATTICE_SHARE >= len(LATTICE):
+            # A batch this large (or the last model) values much of the lattice: cheaper all at once. A small
+            # batch in a process that has met many shapes values its few one at a time.
+            self.model.value_lattice()
         self._worth_memo: dict[Shape, float] = {}
         self._heap = []
         self._deferred = None
