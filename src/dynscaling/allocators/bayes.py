@@ -39,12 +39,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from heapq import heappop, heappush
+from heapq import heappop, heappush, heappushpop
 
 import numpy as np
 
 from ..votes import Tally
-from .answer_model import AnswerModel, Shape, fit_weights
+from .answer_model import LATTICE, AnswerModel, Shape, fit_weights
 from .base import Allocator
 from .base import check as _check
 from .length_groups import LengthGroups
@@ -56,8 +56,13 @@ _REFIT_TOLERANCE = 0.05
 #: until the samples landed reach this many per question, refit each time they grow by _EARLY_REFIT
 _EARLY_SAMPLES = 3
 _EARLY_REFIT = 1.1
+#: value the whole shape lattice at a refit when the batch, or the last models' shapes, are 1/this of it
+_LATTICE_SHARE = 4
 #: the weight of "least settled first" among questions whose look-ahead sees no gain
 _TIE_BREAK = 1e-9
+
+#: a queue entry: (-priority, random rank, question, version); a stale version is skipped when it comes out
+_Entry = tuple[float, int, int, int]
 
 
 def _moved(new: np.ndarray, old: np.ndarray) -> float:
@@ -109,7 +114,8 @@ class BayesAllocator(Allocator):
         for position, qi in enumerate(order):
             self._rank[qi] = position
         self._version = [0] * n
-        self._heap: list[tuple[float, int, int, int]] = []
+        self._heap: list[_Entry] = []
+        self._deferred: _Entry | None = None
         self._t = 0
         self._refit_at = 0
         self._lengths = LengthGroups(self.length_groups, n)
@@ -154,7 +160,12 @@ class BayesAllocator(Allocator):
             priority /= self.unit_cost(qi)
         if priority < self.min_gain:
             return
-        heappush(self._heap, (-priority, self._rank[qi], qi, self._version[qi]))
+        # The newest entry waits outside the heap: in replay the next call pops right after this push, and one
+        # push-and-pop (heappushpop) costs one sift where a push then a pop cost two. The heap plus the waiting
+        # entry are the queue; keys are unique (rank), so the order they come out in is the same.
+        if self._deferred is not None:
+            heappush(self._heap, self._deferred)
+        self._deferred = (-priority, self._rank[qi], qi, self._version[qi])
 
     def _group_fits(self, sampled: list[int], weights: np.ndarray, cuts: list[float]) -> list[np.ndarray]:
         """Each length group's prior: the fit to its questions' tallies, shrunk toward the whole batch's."""
@@ -201,9 +212,17 @@ class BayesAllocator(Allocator):
         self._lengths.cuts = cuts
         self._grouped = len(fits) > 1
         self.model = AnswerModel(weights, self.horizon)
+        previous = self._models
         self._models = [AnswerModel(fit, self.horizon) if fit is not weights else self.model for fit in fits]
+        if model is not None and max(max(m.shapes_valued() for m in previous), len(tallies)) * _LATTICE_SHARE \
+                >= len(LATTICE):
+            # A batch this large (or the last models) values much of the lattice: cheaper all at once. A small
+            # batch in a process that has met many shapes values its few one at a time.
+            for group_model in self._models:
+                group_model.value_lattice()
         self._worth_memos: list[dict[Shape, float]] = [{} for _ in self._models]
         self._heap = []
+        self._deferred = None
         for qi in range(len(tallies)):
             self._push(qi)
 
@@ -214,6 +233,12 @@ class BayesAllocator(Allocator):
             self._rebuild()
         heap = self._heap
         version = self._version
+        deferred = self._deferred
+        if deferred is not None:
+            self._deferred = None
+            _, _, qi, v = heappushpop(heap, deferred)
+            if v == version[qi] and not self.closed[qi]:
+                return qi
         while heap:
             _, _, qi, v = heappop(heap)
             if v == version[qi] and not self.closed[qi]:
