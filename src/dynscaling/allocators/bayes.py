@@ -20,7 +20,8 @@ first samples go out before second ones, and a budget smaller than the batch rea
 break by a seeded random rank). No warm-up is forced: any spend from one sample per question up is used well.
 
 **Refits.** The batch prior is refitted once every question could have an answer, then each time the samples
-landed grow by ``refit``; a refit that barely moves it keeps the model (and its memo) and waits longer.
+landed grow by ``refit``; a refit that barely moves it keeps the model (and its memo) and waits longer. A new
+model of a large batch values every shape met so far at once (``shape_lattice``), the same values to the bit.
 
 A question retires when its index falls below ``min_gain`` (expected extra right answers a sample must buy; 0
 spends the whole budget). The next question comes from a heap, ``O(log Q)`` per decision; values are memoised by
