@@ -163,7 +163,7 @@ class AnswerModel:
         refit's model would otherwise compute one shape at a time, bit for bit the same."""
         values = LATTICE.values(self.weights, self.horizon)
         self._lattice = values
-        shapes = LATTICE.shapes
+        shapes = LATTICE.shapes[:len(values.leader)]  # those valued (another thread may have added more since)
         posteriors = zip(values.leader.tolist(), values.to_leader.tolist(), values.to_runner.tolist(), strict=True)
         self._posterior.update(zip(shapes, posteriors, strict=True))
         full = np.flatnonzero(values.depth >= self.horizon)

@@ -28,7 +28,8 @@ no sooner than the others where it does not. Lengths that are all equal (or not 
 **Refits.** The batch prior is refitted once every question could have an answer, then each time the samples
 landed grow by 10% while they are fewer than three per question (the priors move fastest then, and place every
 second and third sample), then by ``refit``; a refit that barely moves any group's prior keeps the models (and
-their memos) and waits longer.
+their memos) and waits longer. A new model of a large batch values every shape met so far at once
+(``shape_lattice``), the same values to the bit.
 
 A question retires when its index falls below ``min_gain`` (expected extra right answers a sample must buy; 0
 spends the whole budget). The next question comes from a heap, ``O(log Q)`` per decision; values are memoised by

@@ -14,6 +14,7 @@ to the bit: the allocator compares them exactly.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,12 +70,19 @@ class ShapeLattice:
         self._rows: list[int] = []  # 4 evidence rows without a runner-up, 5 with one
         self._new: dict[int, list[np.ndarray]] = {4: [], 5: []}  # evidence not stacked yet
         self._stacked: dict[int, np.ndarray] = {}
+        # One lattice serves every model of the process: engines in several threads must not interleave the
+        # appends of one shape's columns, nor value the lattice half-way through one.
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.shapes)
 
     def add(self, shape: Shape, evidence: np.ndarray) -> None:
         """Number a shape whose evidence (``answer_model.evidence``) was just computed."""
+        with self._lock:
+            self._add(shape, evidence)
+
+    def _add(self, shape: Shape, evidence: np.ndarray) -> None:
         if shape in self.number:
             return
         i = len(self.shapes)
@@ -102,10 +110,14 @@ class ShapeLattice:
 
     def values(self, weights: np.ndarray, horizon: int) -> LatticeValues:
         """Every shape's posterior and look-ahead up to ``horizon`` votes under ``weights``, as arrays."""
-        n = len(self.shapes)
-        rows = np.array(self._rows)
-        v1 = np.array(self._v1)
-        v2 = np.array(self._v2)
+        with self._lock:
+            n = len(self.shapes)
+            rows = np.array(self._rows)
+            v1 = np.array(self._v1)
+            v2 = np.array(self._v2)
+            lead = np.array(self._lead, dtype=np.intp)
+            other = np.array(self._other, dtype=np.intp)
+            stacks = {count: self._stack(count) for count in (4, 5)}
         leader = np.empty(n)
         to_leader = np.empty(n)
         to_runner = np.zeros(n)
@@ -113,15 +125,13 @@ class ShapeLattice:
             members = np.flatnonzero(rows == count)  # numbered in the order they were stacked
             if not len(members):
                 continue
-            product = self._stack(count) @ weights  # (members, rows): the same kernel per slice as one shape alone
+            product = stacks[count] @ weights  # (members, rows): the same kernel per slice as one shape alone
             total = product[:, 0]
             field_share = product[:, 2] / total
             leader[members] = product[:, 1] / total
             to_leader[members] = v1[members] * field_share + product[:, 3] / total
             if count == 5:
                 to_runner[members] = v2[members] * field_share + product[:, 4] / total
-        lead = np.array(self._lead, dtype=np.intp)
-        other = np.array(self._other, dtype=np.intp)
         met = (lead >= 0) & (other >= 0)
         alone = rows == 4  # no runner-up: every other vote starts a rival
         rival = 1.0 - to_leader
