@@ -174,3 +174,44 @@ class TestTally:
             b.add(cls)
         assert (a.counts, a.v1, a.v2, a.samples, a.abstentions) == (b.counts, b.v1, b.v2, b.samples, b.abstentions)
         assert a.confidence == b.confidence
+
+
+# Many classes, so that votes land on counts below the top and among equal counts (where the shape's update moves
+# one count up past no other).
+many_class_sequences = st.lists(st.one_of(st.none(), st.integers(min_value=0, max_value=12)), max_size=120)
+
+
+class TestTallyShape:
+    @settings(max_examples=300)
+    @given(many_class_sequences)
+    def test_the_kept_shape_equals_the_sorted_counts_after_every_sample(self, sequence: list[int | None]) -> None:
+        tally = Tally()
+        assert tally.shape == ()
+        for cls in sequence:
+            tally.add(cls)
+            assert tally.shape == tuple(sorted(tally.counts.values(), reverse=True))
+            assert tally.shape[:2] == tuple(v for v in (tally.v1, tally.v2) if v)
+
+    def test_a_vote_below_the_top_among_equal_counts_raises_one_of_them(self) -> None:
+        tally = Tally()
+        for cls in (0, 0, 0, 1, 2, 3, 3):
+            tally.add(cls)
+        assert tally.shape == (3, 2, 1, 1)
+        tally.add(2)
+        assert tally.shape == (3, 2, 2, 1)
+        tally.add(1)
+        assert tally.shape == (3, 2, 2, 2)
+        tally.add(None)
+        assert tally.shape == (3, 2, 2, 2)
+
+    @given(many_class_sequences, st.randoms(use_true_random=False))
+    def test_the_shape_does_not_depend_on_the_order_of_samples(self, sequence: list[int | None],
+                                                               rng) -> None:  # noqa: ANN001
+        shuffled = list(sequence)
+        rng.shuffle(shuffled)
+        a, b = Tally(), Tally()
+        for cls in sequence:
+            a.add(cls)
+        for cls in shuffled:
+            b.add(cls)
+        assert a.shape == b.shape

@@ -28,12 +28,17 @@ class Tally:
 
     The leader is the class with the most votes; among equals, the one that reached the count first. That rule
     is deterministic given the order samples arrive in, and needs no random tie-break.
+
+    ``shape`` is the vote counts, largest first (``sorted(counts.values(), reverse=True)`` as a tuple): what an
+    allocator that values tallies by shape looks up once per decision, so it is kept up to date here, not sorted
+    anew each time.
     """
 
-    __slots__ = ("counts", "leader", "v1", "v2", "samples", "abstentions")
+    __slots__ = ("counts", "leader", "v1", "v2", "samples", "abstentions", "shape")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
+        self.shape: tuple[int, ...] = ()
         self.leader: int | None = None
         self.v1 = 0
         self.v2 = 0
@@ -46,8 +51,18 @@ class Tally:
         if cls is None:
             self.abstentions += 1
             return
-        count = self.counts.get(cls, 0) + 1
+        before = self.counts.get(cls, 0)
+        count = before + 1
         self.counts[cls] = count
+        shape = self.shape
+        if not before:
+            self.shape = shape + (1,)
+        elif shape[0] == before:  # the usual case: a vote for (one of) the most voted
+            self.shape = (count,) + shape[1:]
+        else:
+            # Raising the first of the counts equal to ``before`` keeps the order: the one before it is larger.
+            i = shape.index(before)
+            self.shape = shape[:i] + (count,) + shape[i + 1:]
         if cls == self.leader:
             self.v1 = count
         elif count > self.v1:

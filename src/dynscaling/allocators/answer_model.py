@@ -24,10 +24,12 @@ import math
 
 import numpy as np
 
-__all__ = ["AnswerModel", "Shape", "fit_weights"]
+from .shape_lattice import LatticeValues, Shape, ShapeLattice, children
 
-#: vote counts, largest first
-Shape = tuple[int, ...]
+__all__ = ["LATTICE", "AnswerModel", "Shape", "fit_weights"]
+
+#: every shape whose evidence has been computed in this process, for valuing them all at once after a refit
+LATTICE = ShapeLattice()
 
 THETAS = (0.5, 0.55, 0.65, 0.75, 0.85, 0.92, 0.97, 0.99, 1.0)
 BETAS = (0.3, 3.0)
@@ -113,12 +115,14 @@ def evidence(shape: Shape) -> np.ndarray:
     found = np.vstack(rows)
     if len(_evidence_cache) < 1 << 16:
         _evidence_cache[shape] = found
+        LATTICE.add(shape, found)
     return found
 
 
-def fit_weights(shapes: dict[Shape, int], prior_weight: float) -> np.ndarray:
-    """The batch prior over the grid: EM for the mixture weights, shrunk toward flat by ``prior_weight``."""
-    flat = np.full(CELLS, 1.0 / CELLS)
+def fit_weights(shapes: dict[Shape, int], prior_weight: float, toward: np.ndarray | None = None) -> np.ndarray:
+    """The batch prior over the grid: EM for the mixture weights, shrunk toward ``toward`` (flat by default) by
+    ``prior_weight`` questions' worth."""
+    flat = np.full(CELLS, 1.0 / CELLS) if toward is None else toward
     rows = []
     counts = []
     for shape, count in shapes.items():
@@ -148,8 +152,29 @@ class AnswerModel:
         self.weights = weights
         self.horizon = horizon
         self._posterior: dict[Shape, tuple[float, float, float]] = {}
-        self._lookahead: dict[tuple[Shape, int], float] = {}
+        # shape -> [W_0, W_1, ..., W_k]: every look-ahead of a shape computed so far, in one list, so a shape's
+        # look-aheads over all horizons cost one lookup and one pass, not one memoised call per horizon
+        self._ahead: dict[Shape, list[float]] = {}
         self._index: dict[Shape, float] = {}
+        self._lattice: LatticeValues | None = None
+
+    def value_lattice(self) -> None:
+        """Value every shape of ``LATTICE`` at once (see ``shape_lattice``): the posteriors and the indices a
+        refit's model would otherwise compute one shape at a time, bit for bit the same."""
+        values = LATTICE.values(self.weights, self.horizon)
+        self._lattice = values
+        shapes = LATTICE.shapes[:len(values.leader)]  # those valued (another thread may have added more since)
+        posteriors = zip(values.leader.tolist(), values.to_leader.tolist(), values.to_runner.tolist(), strict=True)
+        self._posterior.update(zip(shapes, posteriors, strict=True))
+        full = np.flatnonzero(values.depth >= self.horizon)
+        now = values.ahead[0, full]
+        gains = ((values.ahead[1:, full] - now) / np.arange(1, self.horizon + 1)[:, None]).max(axis=0)
+        self._index.update(zip((shapes[i] for i in full.tolist()), np.where(gains > 0.0, gains, 0.0).tolist(),
+                               strict=True))
+
+    def shapes_valued(self) -> int:
+        """How many shapes this model has a posterior for."""
+        return len(self._posterior)
 
     def posterior(self, shape: Shape) -> tuple[float, float, float]:
         """(P(the leader is the mode), P(the next vote goes to the leader), P(it goes to the runner-up))."""
@@ -180,26 +205,38 @@ class AnswerModel:
         starts one); a vote for a third answer is taken as no change."""
         if k == 0 or not shape:
             return self.value(shape)
-        key = (shape, k)
-        found = self._lookahead.get(key)
-        if found is not None:
-            return found
-        _, to_leader, to_runner = self.posterior(shape)
-        v1 = shape[0]
-        v2 = shape[1] if len(shape) > 1 else 0
-        rest = shape[2:]
-        now = self.lookahead(shape, k - 1)
-        after_leader = self.lookahead((v1 + 1, v2, *rest) if v2 else (v1 + 1, *rest), k - 1)
-        if not v2:
+        return self._ahead_upto(shape, k)[k]
+
+    def _ahead_upto(self, shape: Shape, k: int) -> list[float]:
+        """``[lookahead(shape, 0), ..., lookahead(shape, j)]`` for some ``j >= k`` (``shape`` not empty)."""
+        ahead = self._ahead.get(shape)
+        if ahead is not None and len(ahead) > k:
+            return ahead
+        if ahead is None and self._lattice is not None:
+            i = LATTICE.number.get(shape, -1)
+            if 0 <= i < len(self._lattice.depth):  # valued with the lattice: as far as its shapes reach
+                ahead = self._ahead[shape] = self._lattice.ahead[:self._lattice.depth[i] + 1, i].tolist()
+                if len(ahead) > k:
+                    return ahead
+        now, to_leader, to_runner = self.posterior(shape)
+        if ahead is None:
+            ahead = self._ahead[shape] = [now]
+            if k == 0:
+                return ahead
+        done = len(ahead) - 1
+        after_leader_shape, after_other_shape = children(shape)
+        after_leader = self._ahead_upto(after_leader_shape, k - 1)
+        after_other = self._ahead_upto(after_other_shape, k - 1)
+        if len(shape) == 1:
             # every other vote starts a rival: exact, and what keeps a unanimous tally from looking improvable
-            found = to_leader * after_leader + (1.0 - to_leader) * self.lookahead((v1, 1), k - 1)
+            for j in range(done, k):
+                ahead.append(to_leader * after_leader[j] + (1.0 - to_leader) * after_other[j])
         else:
-            # a runner-up vote overtakes only with a strictly greater count; then it leads
-            runner = (v1, v2 + 1, *rest) if v2 + 1 <= v1 else (v2 + 1, v1, *rest)
-            found = (to_leader * after_leader + to_runner * self.lookahead(runner, k - 1)
-                     + max(0.0, 1.0 - to_leader - to_runner) * now)
-        self._lookahead[key] = found
-        return found
+            # a runner-up vote overtakes only with a strictly greater count; then it leads (``children``)
+            stays = max(0.0, 1.0 - to_leader - to_runner)
+            for j in range(done, k):
+                ahead.append(to_leader * after_leader[j] + to_runner * after_other[j] + stays * ahead[j])
+        return ahead
 
     def index(self, shape: Shape) -> float:
         """The best expected gain per sample over look-aheads of 1..horizon samples."""
@@ -207,6 +244,7 @@ class AnswerModel:
         if found is not None:
             return found
         now = self.value(shape)
-        found = max(0.0, max((self.lookahead(shape, k) - now) / k for k in range(1, self.horizon + 1)))
+        ahead = self._ahead_upto(shape, self.horizon)
+        found = max(0.0, max((ahead[k] - now) / k for k in range(1, self.horizon + 1)))
         self._index[shape] = found
         return found

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from ..errors import ConfigError
+from ..types import Usage
 from ..votes import Tally
 
 __all__ = ["Allocator", "check"]
@@ -20,10 +21,14 @@ class Allocator(ABC):
     inflight: int
     closed: list[bool]
     rng: random.Random
+    usages: Sequence[Sequence[Usage]] | None
 
-    def start(self, tallies: Sequence[Tally], budget_samples: int | None, rng: random.Random) -> None:
-        """Called once before the first request. ``budget_samples`` is the batch's sample cap, if any."""
+    def start(self, tallies: Sequence[Tally], budget_samples: int | None, rng: random.Random,
+              usages: Sequence[Sequence[Usage]] | None = None) -> None:
+        """Called once before the first request. ``budget_samples`` is the batch's sample cap, if any;
+        ``usages`` the engine's per-question usage lists, appended to as samples land (read, never written)."""
         self.tallies = tallies
+        self.usages = usages
         self.pending = [0] * len(tallies)
         self.inflight = 0
         self.closed = [False] * len(tallies)

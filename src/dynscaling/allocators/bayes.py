@@ -19,8 +19,17 @@ the budget is in tokens or dollars, the index is divided by the question's expec
 first samples go out before second ones, and a budget smaller than the batch reaches a random subset (ties
 break by a seeded random rank). No warm-up is forced: any spend from one sample per question up is used well.
 
+**Length groups.** A long answer is often a less reliable one, and the batch shows how much: the prior is fitted
+separately within ``length_groups`` groups of questions by the mean length of their answers (``length_groups``:
+terciles of the batch), each fit shrunk toward the whole batch's. So among questions whose one or two answers
+agree, the ones that answered at length get the next samples first where the batch says long answers split, and
+no sooner than the others where it does not. Lengths that are all equal (or not reported) give one group.
+
 **Refits.** The batch prior is refitted once every question could have an answer, then each time the samples
-landed grow by ``refit``; a refit that barely moves it keeps the model (and its memo) and waits longer.
+landed grow by 10% while they are fewer than three per question (the priors move fastest then, and place every
+second and third sample), then by ``refit``; a refit that barely moves any group's prior keeps the models (and
+their memos) and waits longer. A new model of a large batch values every shape met so far at once
+(``shape_lattice``), the same values to the bit.
 
 A question retires when its index falls below ``min_gain`` (expected extra right answers a sample must buy; 0
 spends the whole budget). The next question comes from a heap, ``O(log Q)`` per decision; values are memoised by
@@ -29,28 +38,42 @@ tally shape between refits.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable
+from heapq import heappop, heappush, heappushpop
 
 import numpy as np
 
 from ..votes import Tally
-from .answer_model import AnswerModel, Shape, fit_weights
+from .answer_model import LATTICE, AnswerModel, Shape, fit_weights
 from .base import Allocator
 from .base import check as _check
+from .length_groups import LengthGroups
 
 __all__ = ["BayesAllocator", "shape_of"]
 
 #: a refit that moves the prior's weights by less than this (L1) keeps the current model
 _REFIT_TOLERANCE = 0.05
+#: until the samples landed reach this many per question, refit each time they grow by _EARLY_REFIT
+_EARLY_SAMPLES = 3
+_EARLY_REFIT = 1.1
+#: value the whole shape lattice at a refit when the batch, or the last models' shapes, are 1/this of it
+_LATTICE_SHARE = 4
 #: the weight of "least settled first" among questions whose look-ahead sees no gain
 _TIE_BREAK = 1e-9
 
+#: a queue entry: (-priority, random rank, question, version); a stale version is skipped when it comes out
+_Entry = tuple[float, int, int, int]
+
+
+def _moved(new: np.ndarray, old: np.ndarray) -> float:
+    return float(np.abs(new - old).sum())
+
 
 def shape_of(tally: Tally) -> Shape:
-    """A tally's vote counts, largest first."""
-    return tuple(sorted(tally.counts.values(), reverse=True))
+    """A tally's vote counts, largest first (kept by the tally as it counts)."""
+    return tally.shape
+
 
 class BayesAllocator(Allocator):
     """Empirical-Bayes value-of-information allocation (see the module docstring).
@@ -62,22 +85,26 @@ class BayesAllocator(Allocator):
         prior_weight: how many questions' worth of a flat prior the fit is shrunk toward.
         cap: at most this many samples per question.
         max_inflight: requests of one question in flight at once (live runs).
+        length_groups: fit the batch prior separately for this many groups of questions by answer length
+            (``length_groups``); 1: one prior for the whole batch.
     """
 
     def __init__(self, horizon: int = 6, min_gain: float = 0.0, refit: float = 1.5, prior_weight: float = 4.0,
-                 cap: int | None = None, max_inflight: int = 1) -> None:
+                 cap: int | None = None, max_inflight: int = 1, length_groups: int = 3) -> None:
         _check(1 <= horizon <= 64, f"horizon must be in 1..64, got {horizon}")
         _check(0.0 <= min_gain < 1.0, f"min_gain must be in [0, 1), got {min_gain}")
         _check(refit > 1.0, f"refit must be > 1, got {refit}")
         _check(prior_weight >= 0.0, f"prior_weight must be >= 0, got {prior_weight}")
         _check(cap is None or cap >= 1, f"cap must be >= 1, got {cap}")
         _check(max_inflight >= 1, f"max_inflight must be >= 1, got {max_inflight}")
+        _check(1 <= length_groups <= 10, f"length_groups must be in 1..10, got {length_groups}")
         self.horizon = horizon
         self.min_gain = min_gain
         self.refit = refit
         self.prior_weight = prior_weight
         self.cap = cap
         self.max_inflight = max_inflight
+        self.length_groups = length_groups
         self.unit_cost: Callable[[int], float] | None = None
 
     def _start(self) -> None:
@@ -88,64 +115,115 @@ class BayesAllocator(Allocator):
         for position, qi in enumerate(order):
             self._rank[qi] = position
         self._version = [0] * n
-        self._heap: list[tuple[float, int, int, int]] = []
+        self._heap: list[_Entry] = []
+        self._deferred: _Entry | None = None
         self._t = 0
         self._refit_at = 0
+        self._lengths = LengthGroups(self.length_groups, n)
+        self._lengths.bind(self.usages)
         self.model: AnswerModel | None = None
+        self._models: list[AnswerModel] = []
         self._rebuild()
 
     # ---- priorities ----
 
-    def _priority(self, qi: int) -> float:
-        tally = self.tallies[qi]
-        # the chance a sample votes at all: the question's own rate, shrunk to the batch's
-        rate = (tally.samples - tally.abstentions + self._vote_rate) / (tally.samples + 1.0)
-        if tally.v1 == 0:
-            gain = rate * self.model.value((1,))  # a first answer, worth its chance of being the mode
+    def _worth(self, shape: Shape, group: int) -> float:
+        """A question's index before its vote rate and cost, memoised by shape for the current model of its
+        length group: one dict lookup per decision on the hot path."""
+        if not shape:
+            worth = self.model.value((1,))  # a first answer, worth its chance of being the mode
         else:
-            shape = shape_of(tally)
+            model = self._models[group]
             # Where no look-ahead within the horizon sees a gain (a close race judged settled, or one needing
             # more votes than the horizon), the least settled question goes first: a tie-break, far below any
             # real gain.
-            gain = rate * (self.model.index(shape) + _TIE_BREAK * (1.0 - self.model.value(shape)))
-        if self.unit_cost is not None:
-            gain /= self.unit_cost(qi)
-        return gain
+            worth = model.index(shape) + _TIE_BREAK * (1.0 - model.value(shape))
+        self._worth_memos[group][shape] = worth
+        return worth
 
     def _push(self, qi: int) -> None:
         self._version[qi] += 1
         pending = self.pending[qi]
         if pending >= self.max_inflight or self.closed[qi]:
             return
-        if self.cap is not None and self.tallies[qi].samples + pending >= self.cap:
+        tally = self.tallies[qi]
+        if self.cap is not None and tally.samples + pending >= self.cap:
             return
-        priority = self._priority(qi)
+        shape = tally.shape
+        group = self._lengths.group(qi) if self._grouped else 0
+        worth = self._worth_memos[group].get(shape)
+        if worth is None:
+            worth = self._worth(shape, group)
+        samples = tally.samples
+        # the chance a sample votes at all: the question's own rate, shrunk to the batch's
+        priority = (samples - tally.abstentions + self._vote_rate) / (samples + 1.0) * worth
+        if self.unit_cost is not None:
+            priority /= self.unit_cost(qi)
         if priority < self.min_gain:
             return
-        heapq.heappush(self._heap, (-priority, self._rank[qi], qi, self._version[qi]))
+        # The newest entry waits outside the heap: in replay the next call pops right after this push, and one
+        # push-and-pop (heappushpop) costs one sift where a push then a pop cost two. The heap plus the waiting
+        # entry are the queue; keys are unique (rank), so the order they come out in is the same.
+        if self._deferred is not None:
+            heappush(self._heap, self._deferred)
+        self._deferred = (-priority, self._rank[qi], qi, self._version[qi])
+
+    def _group_fits(self, sampled: list[int], weights: np.ndarray, cuts: list[float]) -> list[np.ndarray]:
+        """Each length group's prior: the fit to its questions' tallies, shrunk toward the whole batch's."""
+        if not cuts:
+            return [weights]
+        shapes: list[dict[Shape, int]] = [{} for _ in range(len(cuts) + 1)]
+        for qi in sampled:
+            own = shapes[self._lengths.group(qi, cuts)]
+            shape = self.tallies[qi].shape
+            own[shape] = own.get(shape, 0) + 1
+        return [fit_weights(own, self.prior_weight, toward=weights) for own in shapes]
 
     def _rebuild(self) -> None:
         tallies = self.tallies
         shapes: dict[Shape, int] = {}
+        sampled: list[int] = []
         votes = samples = 0
-        for t in tallies:
+        for qi, t in enumerate(tallies):
             if t.samples:
-                shape = shape_of(t)
+                shape = t.shape
                 shapes[shape] = shapes.get(shape, 0) + 1
+                sampled.append(qi)
                 votes += t.samples - t.abstentions
                 samples += t.samples
         # Until every question could have an answer the tallies say nothing about the prior (one vote has the
         # same likelihood under every cell): the first refit waits for as many samples as questions.
-        self._refit_at = max(self._t + 1, math.ceil(self._t * self.refit), len(tallies))
+        # While questions hold a sample or two the priors move fastest and place every second and third sample:
+        # refit more often then.
+        growth = self.refit if self._t >= _EARLY_SAMPLES * len(tallies) else min(self.refit, _EARLY_REFIT)
+        self._refit_at = max(self._t + 1, math.ceil(self._t * growth), len(tallies))
         weights = fit_weights(shapes, self.prior_weight)
+        cuts = self._lengths.cut_points(sampled)
+        fits = self._group_fits(sampled, weights, cuts)
         model = self.model
-        if model is not None and float(np.abs(weights - model.weights).sum()) < _REFIT_TOLERANCE:
-            # the prior has settled: keep the model, its memo and the heap, and look again less often
-            self._refit_at = max(self._t + 1, math.ceil(self._t * self.refit * self.refit))
+        settled = (model is not None and len(fits) == len(self._models)
+                   and _moved(weights, model.weights) < _REFIT_TOLERANCE
+                   and all(_moved(fit, old.weights) < _REFIT_TOLERANCE
+                           for fit, old in zip(fits, self._models, strict=True)))
+        if settled:
+            # the priors have settled: keep the models, their memos and the heap, and look again less often
+            self._refit_at = max(self._t + 1, math.ceil(self._t * growth * growth))
             return
         self._vote_rate = (votes + 1.0) / (samples + 1.0)
+        self._lengths.cuts = cuts
+        self._grouped = len(fits) > 1
         self.model = AnswerModel(weights, self.horizon)
+        previous = self._models
+        self._models = [AnswerModel(fit, self.horizon) if fit is not weights else self.model for fit in fits]
+        if model is not None and max(max(m.shapes_valued() for m in previous), len(tallies)) * _LATTICE_SHARE \
+                >= len(LATTICE):
+            # A batch this large (or the last models) values much of the lattice: cheaper all at once. A small
+            # batch in a process that has met many shapes values its few one at a time.
+            for group_model in self._models:
+                group_model.value_lattice()
+        self._worth_memos: list[dict[Shape, float]] = [{} for _ in self._models]
         self._heap = []
+        self._deferred = None
         for qi in range(len(tallies)):
             self._push(qi)
 
@@ -156,8 +234,14 @@ class BayesAllocator(Allocator):
             self._rebuild()
         heap = self._heap
         version = self._version
+        deferred = self._deferred
+        if deferred is not None:
+            self._deferred = None
+            _, _, qi, v = heappushpop(heap, deferred)
+            if v == version[qi] and not self.closed[qi]:
+                return qi
         while heap:
-            _, _, qi, v = heapq.heappop(heap)
+            _, _, qi, v = heappop(heap)
             if v == version[qi] and not self.closed[qi]:
                 return qi
         return None
@@ -172,8 +256,9 @@ class BayesAllocator(Allocator):
         self.inflight -= 1
         self._count(qi)
 
-    def sampled(self, qi: int) -> None:  # the replay loop's hot path
-        self._count(qi)
+    def sampled(self, qi: int) -> None:  # the replay loop's hot path: one sample dispatched and counted at once
+        self._t += 1
+        self._push(qi)
 
     def _landed(self, qi: int) -> None:
         self._count(qi)
@@ -183,4 +268,5 @@ class BayesAllocator(Allocator):
         self._push(qi)
 
     def describe(self) -> str:
-        return f"bayes(horizon={self.horizon}, min_gain={self.min_gain}, refit={self.refit})"
+        return (f"bayes(horizon={self.horizon}, min_gain={self.min_gain}, refit={self.refit}, "
+                f"length_groups={self.length_groups})")

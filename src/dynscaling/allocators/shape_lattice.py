@@ -1,0 +1,150 @@
+"""Every tally shape the answer model has met, numbered, so that a new model can value all of them at once.
+
+After a refit the answer model has new weights, and every shape's posterior and look-ahead must be computed
+anew. One shape at a time that is a few numpy calls on 18-cell arrays and a Python recursion: a third of the
+default allocator's replay time. What does not depend on the weights is kept here: each shape's evidence rows,
+stacked in one array per number of rows, and the shapes that one more vote for the leader, or for the runner-up
+(with none, for a new answer), leads to. A model then gets the posterior, the look-ahead for every horizon and
+the index of all of them in a few array operations (``values``).
+
+Each cell goes through the same floating-point operations in the same order as on the one-shape path (a stacked
+matrix-vector product runs the same kernel on each slice; the rest is elementwise), so the values are the same
+to the bit: the allocator compares them exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["LatticeValues", "ShapeLattice", "children"]
+
+#: vote counts, largest first
+Shape = tuple[int, ...]
+
+
+def children(shape: Shape) -> tuple[Shape, Shape]:
+    """The shapes after one more vote for the leader, and for the runner-up (with none, for a new answer).
+
+    A runner-up vote overtakes only with a strictly greater count; then it leads."""
+    v1 = shape[0]
+    if len(shape) == 1:
+        return (v1 + 1,), (v1, 1)
+    v2 = shape[1]
+    rest = shape[2:]
+    return (v1 + 1, v2, *rest), (v1, v2 + 1, *rest) if v2 + 1 <= v1 else (v2 + 1, v1, *rest)
+
+
+@dataclass(frozen=True)
+class LatticeValues:
+    """One model's values of every shape in the lattice, by shape number.
+
+    Attributes:
+        leader: P(the leader is the mode).
+        to_leader: P(the next vote goes to the leader).
+        to_runner: P(the next vote goes to the runner-up); 0 with none.
+        ahead: ``ahead[k, i]`` is shape i's look-ahead over k votes, valid for ``k <= depth[i]``.
+        depth: the longest look-ahead whose shapes are all in the lattice.
+    """
+
+    leader: np.ndarray
+    to_leader: np.ndarray
+    to_runner: np.ndarray
+    ahead: np.ndarray
+    depth: np.ndarray
+
+
+class ShapeLattice:
+    """Shapes numbered as their evidence is computed, with their evidence and children (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.shapes: list[Shape] = []
+        self.number: dict[Shape, int] = {}
+        self._lead: list[int] = []  # the number of the shape after a vote for the leader; -1: not met yet
+        self._other: list[int] = []  # after a vote for the runner-up (or a new answer)
+        self._waiting: dict[Shape, list[tuple[list[int], int]]] = {}  # a child not met yet -> where to write it
+        self._v1: list[float] = []
+        self._v2: list[float] = []
+        self._rows: list[int] = []  # 4 evidence rows without a runner-up, 5 with one
+        self._new: dict[int, list[np.ndarray]] = {4: [], 5: []}  # evidence not stacked yet
+        self._stacked: dict[int, np.ndarray] = {}
+        # One lattice serves every model of the process: engines in several threads must not interleave the
+        # appends of one shape's columns, nor value the lattice half-way through one.
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def add(self, shape: Shape, evidence: np.ndarray) -> None:
+        """Number a shape whose evidence (``answer_model.evidence``) was just computed."""
+        with self._lock:
+            self._add(shape, evidence)
+
+    def _add(self, shape: Shape, evidence: np.ndarray) -> None:
+        if shape in self.number:
+            return
+        i = len(self.shapes)
+        self.shapes.append(shape)
+        self.number[shape] = i
+        self._v1.append(float(shape[0]))
+        self._v2.append(float(shape[1]) if len(shape) > 1 else 0.0)
+        self._rows.append(len(evidence))
+        self._new[len(evidence)].append(evidence)
+        for column, child in zip((self._lead, self._other), children(shape), strict=True):
+            j = self.number.get(child, -1)
+            column.append(j)
+            if j < 0:
+                self._waiting.setdefault(child, []).append((column, i))
+        for column, parent in self._waiting.pop(shape, ()):
+            column[parent] = i
+
+    def _stack(self, rows: int) -> np.ndarray:
+        new = self._new[rows]
+        if new:
+            parts = [self._stacked[rows]] if rows in self._stacked else []
+            self._stacked[rows] = np.concatenate([*parts, np.stack(new)])
+            self._new[rows] = []
+        return self._stacked.get(rows, np.empty((0, rows, 0)))
+
+    def values(self, weights: np.ndarray, horizon: int) -> LatticeValues:
+        """Every shape's posterior and look-ahead up to ``horizon`` votes under ``weights``, as arrays."""
+        with self._lock:
+            n = len(self.shapes)
+            rows = np.array(self._rows)
+            v1 = np.array(self._v1)
+            v2 = np.array(self._v2)
+            lead = np.array(self._lead, dtype=np.intp)
+            other = np.array(self._other, dtype=np.intp)
+            stacks = {count: self._stack(count) for count in (4, 5)}
+        leader = np.empty(n)
+        to_leader = np.empty(n)
+        to_runner = np.zeros(n)
+        for count in (4, 5):
+            members = np.flatnonzero(rows == count)  # numbered in the order they were stacked
+            if not len(members):
+                continue
+            product = stacks[count] @ weights  # (members, rows): the same kernel per slice as one shape alone
+            total = product[:, 0]
+            field_share = product[:, 2] / total
+            leader[members] = product[:, 1] / total
+            to_leader[members] = v1[members] * field_share + product[:, 3] / total
+            if count == 5:
+                to_runner[members] = v2[members] * field_share + product[:, 4] / total
+        met = (lead >= 0) & (other >= 0)
+        alone = rows == 4  # no runner-up: every other vote starts a rival
+        rival = 1.0 - to_leader
+        stays = np.maximum(0.0, 1.0 - to_leader - to_runner)
+        ahead = np.empty((horizon + 1, n))
+        ahead[0] = leader
+        depth = np.zeros(n, dtype=np.intp)
+        valid = np.ones(n, dtype=bool)
+        for k in range(1, horizon + 1):
+            before = ahead[k - 1]
+            after_leader = to_leader * before[lead]  # lead = -1 reads a wrong cell, masked by ``valid``
+            ahead[k] = np.where(alone, after_leader + rival * before[other],
+                                after_leader + to_runner * before[other] + stays * before)
+            valid = valid & met & valid[lead] & valid[other]
+            depth[valid] = k
+        return LatticeValues(leader, to_leader, to_runner, ahead, depth)
