@@ -4,11 +4,12 @@ interrupted requests. Everything runs in process, through the engine's public ca
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
 
-from dynscaling import BackendError, Budget, ConfigError, Engine, Question, Sample, Usage
+from dynscaling import BackendError, Budget, ConfigError, Engine, InputError, Question, Sample, Usage
 from dynscaling.allocators import Allocator
 from dynscaling.samplers import Message
 
@@ -210,3 +211,69 @@ class TestAPickThatDidNotFitIsKept:
         engine.fail(live, BackendError("timed out", retryable=True, kind="timeout"))
         request = engine.next_request()
         assert request is not None and request.question_index == 2
+
+
+class TestResultsOfAQuestion:
+    def test_per_question_usage_sums_every_kind_of_token_and_the_money(self) -> None:
+        engine = Engine([Question("a", "q", "number")], "sc", Budget(samples=2), needs_messages=False)
+        costs = [Usage(prompt_tokens=10, completion_tokens=5, cached_tokens=3, reasoning_tokens=2, cost_usd=0.25),
+                 Usage(prompt_tokens=20, completion_tokens=7, cached_tokens=4, reasoning_tokens=6, cost_usd=0.5)]
+        for request, usage in zip(ask(engine), costs, strict=True):
+            engine.deliver(request, Sample("The answer is 1.", None, usage))
+        result = engine.result()
+        assert result.results[0].usage == Usage(30, 12, 7, 8, 0.75)
+        assert result.usage == Usage(30, 12, 7, 8, 0.75)
+
+    def test_a_latex_answer_written_differently_from_the_gold_is_graded_by_its_value(self) -> None:
+        engine = Engine([Question("a", "Expand x(x+2).", "latex", gold="2x+x^2")], "sc", Budget(samples=1),
+                        needs_messages=False)
+        [request] = ask(engine)
+        engine.deliver(request, Sample("So it is \\boxed{x^2+2x}.", None))
+        result = engine.result()
+        assert (result.results[0].answer, result.results[0].correct, result.accuracy) == ("x^2+2x", True, 1.0)
+
+    def test_without_a_gold_answer_correctness_is_unknown_not_false(self) -> None:
+        engine = Engine([Question("a", "q", "number")], "sc", Budget(samples=1), needs_messages=False)
+        [request] = ask(engine)
+        engine.deliver(request, Sample("The answer is 1.", None))
+        result = engine.result()
+        assert result.results[0].correct is None
+        assert result.results[0].to_dict()["correct"] is None
+        assert result.accuracy is None
+
+
+class TestDefaults:
+    def test_the_default_seed_is_seed_zero(self) -> None:
+        questions = [Question(f"q{i}", "q", "number") for i in range(6)]
+
+        def order(**seed: int) -> list[str]:
+            engine = Engine(questions, "sc", Budget(samples=6), needs_messages=False, **seed)
+            return [r.question.id for r in ask(engine)]
+
+        assert order() == order(seed=0)
+        assert order() != order(seed=1)  # the order is seeded at all, so the comparison above means something
+
+    def test_by_default_a_question_is_closed_after_three_failures(self) -> None:
+        engine = Engine([Question("a", "q", "number")], "sc", Budget(samples=10), needs_messages=False)
+        for attempt in range(3):
+            assert not engine.allocator.closed[0], f"closed after {attempt} failures"
+            request = engine.next_request()
+            assert request is not None
+            engine.fail(request, BackendError("server error", retryable=True, kind="server"))
+        assert engine.allocator.closed[0]
+        assert engine.next_request() is None
+
+    def test_closing_a_question_is_logged_with_its_id_the_count_and_the_last_error(
+            self, caplog: pytest.LogCaptureFixture) -> None:
+        engine = Engine([Question("poisoned-7", "q", "number")], "sc", Budget(samples=10), needs_messages=False,
+                        max_failures=2)
+        with caplog.at_level(logging.WARNING, logger="dynscaling.engine"):
+            for _ in range(2):
+                engine.fail(engine.next_request(), BackendError("HTTP 400: prompt too long", kind="error"))
+        assert [r.getMessage() for r in caplog.records] == [
+            "closing question poisoned-7 after 2 failures: HTTP 400: prompt too long"]
+
+    def test_an_empty_batch_is_refused_in_one_line_saying_so(self) -> None:
+        with pytest.raises(InputError) as raised:
+            Engine([], "sc", Budget(samples=1))
+        assert str(raised.value) == "the batch is empty: there is no question to answer"
