@@ -11,7 +11,7 @@ import pytest
 
 from dynscaling import BackendError, Budget, ConfigError, Engine, InputError, Question, Sample, Usage
 from dynscaling.allocators import Allocator
-from dynscaling.samplers import Message
+from dynscaling.samplers import Message, ParallelSampler, Prompts
 
 
 def ask(engine: Engine) -> list:
@@ -277,3 +277,30 @@ class TestDefaults:
         with pytest.raises(InputError) as raised:
             Engine([], "sc", Budget(samples=1))
         assert str(raised.value) == "the batch is empty: there is no question to answer"
+
+
+class TestConstruction:
+    def test_a_duplicate_id_is_named_even_after_unique_ones(self) -> None:
+        questions = [Question("first", "q"), Question("second", "q"), Question("second", "q again")]
+        with pytest.raises(InputError, match="question id 'second' appears more than once"):
+            Engine(questions, "sc", Budget(samples=3))
+
+    def test_the_oracle_refusal_says_what_it_needs(self) -> None:
+        with pytest.raises(ConfigError) as raised:
+            Engine([Question("a", "q", "number")], "oracle", Budget(samples=1))
+        assert str(raised.value) == "the oracle strategy needs a gold answer for every question (evaluation only)"
+
+    def test_custom_prompts_reach_the_strategys_sampler(self) -> None:
+        prompts = Prompts(system="You are terse.", question="Q: {question}")
+        engine = Engine([Question("a", "What is 3+4?", "number")], "sc", Budget(samples=1), prompts=prompts)
+        [request] = ask(engine)
+        assert request.messages == [{"role": "system", "content": "You are terse."},
+                                    {"role": "user", "content": "Q: What is 3+4?"}]
+
+    def test_a_sampler_of_ones_own_runs_with_the_strategys_allocator(self) -> None:
+        sampler = ParallelSampler(Prompts(question="Q: {question}"))
+        engine = Engine([Question("a", "q1", "number"), Question("b", "q2", "number")], "sc:cap=1",
+                        Budget(samples=5), sampler=sampler)
+        assert engine.sampler is sampler
+        requests = ask(engine)
+        assert sorted(r.messages[-1]["content"] for r in requests) == ["Q: q1", "Q: q2"]  # cap=1: one each
