@@ -72,6 +72,9 @@ class TestWhatRunsShare:
         log = journal.open_run(sample_key=SAMPLES, run_key=run_key(2))
         assert log.sample_key == tagged(SAMPLES)
         assert log.run_key == tagged({"samples": tagged(SAMPLES), **run_key(2)})
+        # text beyond ASCII (a prompt in French) is hashed as UTF-8, not as \u escapes
+        french = {**SAMPLES, "prompts": {"system": "Réponds brièvement."}}
+        assert journal.open_run(sample_key=french, run_key=run_key(2)).sample_key == tagged(french)
 
     def test_a_run_key_may_hold_values_json_cannot(self, journal: Journal, tmp_path: Path) -> None:
         log = journal.open_run(sample_key=SAMPLES, run_key={**run_key(2), "prompts_file": tmp_path / "p.json"})
