@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dynscaling import Sample, Usage
+from dynscaling.errors import JournalError
 from dynscaling.journal import Event, Journal, RunLog, default_journal_path, journal_error
 
 SAMPLES = {"backend": {"base_url": "http://127.0.0.1:1/v1", "model": "m"}, "seed": 0}
@@ -237,3 +238,33 @@ class TestAdviceForAJournalThatCannotBeUsed:
     def test_locked_is_only_advice_about_another_run_for_sqlite_errors(self) -> None:
         text = str(journal_error(self.PATH, OSError("resource locked by the OS")))
         assert text == f"{self.PATH}: cannot use the journal: resource locked by the OS"
+
+
+class TestOpening:
+    def test_an_in_memory_journal_needs_no_room_on_any_disk(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import dynscaling.journal
+
+        # the threshold above what any disk has: a file journal is refused (tests/test_journal_safety.py)
+        monkeypatch.setattr(dynscaling.journal, "MIN_FREE_BYTES", 1 << 62)
+        with Journal(":memory:") as in_memory:
+            answer(in_memory.open_run(sample_key=SAMPLES, run_key=run_key(2)), "a", 0)
+            assert in_memory.open_run(sample_key=SAMPLES, run_key=run_key(4)).samples_recorded() == 1
+
+    def test_by_default_a_journal_does_not_wait_for_another_writer(self, tmp_path: Path) -> None:
+        with Journal(tmp_path / "now.sqlite") as now, Journal(tmp_path / "later.sqlite", wait=2.5) as later:
+            assert now.db.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+            assert later.db.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
+
+    def test_a_journal_in_folders_that_do_not_exist_yet_creates_them(self, tmp_path: Path) -> None:
+        path = tmp_path / "runs" / "2026" / "j.sqlite"
+        with Journal(path) as journal:
+            answer(journal.open_run(sample_key=SAMPLES, run_key=run_key(2)), "a", 0)
+        assert path.is_file()
+
+    def test_a_journal_that_cannot_be_opened_is_one_line_naming_the_file(self, tmp_path: Path) -> None:
+        folder = tmp_path / "a-folder.sqlite"
+        folder.mkdir()
+        with pytest.raises(JournalError) as raised:
+            Journal(folder)
+        assert str(raised.value).startswith(f"{folder}: ")
+        assert "\n" not in str(raised.value)
