@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from dynscaling import Budget, Engine, Question, Usage
-from dynscaling.strategies import STRATEGIES, parse_strategy
+from dynscaling import Budget, ConfigError, Engine, Question, Usage
+from dynscaling.samplers import Prompts
+from dynscaling.strategies import STRATEGIES, Strategy, parse_strategy
 
 # spec -> attributes of the built (sampler, allocator), each set away from its default
 GIVEN: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
@@ -70,3 +71,38 @@ def test_a_cap_given_in_the_spec_bounds_every_question_in_a_run(spec: str) -> No
 
     engine.run_sync(disagreeing)
     assert max(t.samples for t in engine.tallies) == 3
+
+
+class TestRefusals:
+    def test_an_unknown_name_lists_every_strategy_comma_separated(self) -> None:
+        listed = ", ".join(STRATEGIES)
+        for make in (parse_strategy, Strategy):
+            with pytest.raises(ConfigError) as raised:
+                make("nope")
+            assert str(raised.value) == f"unknown strategy 'nope'; expected one of {listed}"
+
+    def test_a_parameter_built_in_directly_is_checked_like_a_parsed_one(self) -> None:
+        with pytest.raises(ConfigError) as raised:
+            Strategy("single", (("cap", 2),))
+        assert str(raised.value) == "strategy single has no parameter 'cap'; it takes no parameters"
+        with pytest.raises(ConfigError) as raised:
+            Strategy("esc", (("window", 2),))
+        assert str(raised.value) == "strategy esc has no parameter 'window'; it takes w, cap"
+
+    def test_an_equals_sign_inside_a_value_is_part_of_the_value(self) -> None:
+        with pytest.raises(ConfigError, match="unknown bandit score 'beta=2'"):
+            parse_strategy("ucb:score=beta=2")
+
+
+class TestBuild:
+    def test_the_prompts_given_reach_the_sampler(self) -> None:
+        prompts = Prompts(system="Be brief.")
+        for name in ("sc", "dynscaling", "sequential"):
+            sampler, _ = parse_strategy(name).build(None, prompts)
+            assert sampler.prompts is prompts, name
+
+    def test_the_per_question_budget_sets_the_caps_not_given(self) -> None:
+        _, allocator = parse_strategy("esc").build(2.5)
+        assert allocator.cap == 3
+        _, allocator = parse_strategy("esc:cap=7").build(2.5)
+        assert allocator.cap == 7
