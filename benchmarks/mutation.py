@@ -104,10 +104,12 @@ pytest_add_cli_args = ["-q", "-p", "no:cacheprovider"]
 pytest_add_cli_args_test_selection = [{tests}]
 # stats, clean run and mutants are separate pytest sessions: a fork server keeps them out of one process
 process_isolation = "forkserver"
-# mutmut's default limit (15 x the tests' time + 1 s) turns a slow run on a loaded machine into a "timeout",
-# which would count as a kill; this limit only catches real hangs
-timeout_multiplier = 30.0
-timeout_constant = 60.0
+# mutmut 3.8 stops a mutant after (estimated test time + constant) x multiplier seconds of wall time (twice that
+# in CPU time). Its default (15 x (t + 1 s)) turns a slow run on a loaded machine into a "timeout", which counts
+# as a kill; 10 x (t + 20 s), at least 200 s for tests that take a second or two, is reached only by real hangs,
+# and a hang no longer holds a worker for half an hour (30 x (t + 60 s) did)
+timeout_multiplier = 10.0
+timeout_constant = 20.0
 use_git_change_detection = false
 """
 
