@@ -47,7 +47,7 @@ TESTS: dict[str, list[str]] = {
     "samplers": ["test_samplers.py", "test_prompts.py", "test_engine.py", "test_live_driver.py",
                  "test_sampler_messages.py"],
     "allocators": ["test_allocators.py", "test_bayes_allocator.py", "test_stopping.py", "test_claims.py",
-                   "test_strategies.py", "test_engine.py", "test_allocation_benchmark.py", "test_allocator_rules.py"],
+                   "test_strategies.py", "test_engine.py", "test_allocator_rules.py"],
     "engine": ["test_engine.py", "test_claims.py", "test_live_driver.py", "test_allocators.py", "test_replay.py",
                "test_bayes_allocator.py", "test_stopping.py", "test_engine_results.py"],
     "journal": ["test_live_driver.py", "test_claims.py", "test_journal_safety.py", "test_journal_log.py"],
