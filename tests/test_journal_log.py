@@ -268,3 +268,61 @@ class TestOpening:
             Journal(folder)
         assert str(raised.value).startswith(f"{folder}: ")
         assert "\n" not in str(raised.value)
+
+
+class TestWhatASampleKeeps:
+    def test_a_reused_sample_comes_back_as_it_was_recorded(self, journal: Journal) -> None:
+        # a cut-off sample must stay cut off on reuse, or its last number would count as its answer
+        log = journal.open_run(sample_key=SAMPLES, run_key=run_key(2))
+        recorded = Sample("Counting: 3, 4, 5", None, Usage(9, 96, 2, 1, 0.003), "length", -0.25)
+        log.record_result("a", 0, "h", recorded, None, new=True)
+        assert journal.open_run(sample_key=SAMPLES, run_key=run_key(4)).lookup("a", 0, "h") == recorded
+
+    def test_the_messages_that_produced_a_sample_are_kept_as_readable_json(self, journal: Journal) -> None:
+        log = journal.open_run(sample_key=SAMPLES, run_key=run_key(2))
+        messages = [{"role": "user", "content": "Combien font 6 × 7 ?"}]
+        log.record_result("a", 0, "h", Sample("42", None), messages, new=True)
+        log.record_result("a", 1, "h", Sample("42", None), None, new=True)
+        rows = journal.db.execute("SELECT sample_index, messages FROM samples ORDER BY sample_index").fetchall()
+        assert rows == [(0, '[{"role": "user", "content": "Combien font 6 × 7 ?"}]'), (1, None)]
+
+    def test_each_run_is_described_by_its_sample_key_and_run_key(self, journal: Journal) -> None:
+        log = journal.open_run(sample_key=SAMPLES, run_key=run_key(2))
+        [(description,)] = journal.db.execute("SELECT description FROM runs WHERE run_key = ?", (log.run_key,))
+        assert json.loads(description) == {"samples": SAMPLES, "run": run_key(2)}
+
+
+class TestMigrationsAndFailures:
+    def test_a_journal_from_before_a_migration_gets_it_on_open(self, tmp_path: Path) -> None:
+        from dynscaling.journal import MIGRATIONS
+
+        path = tmp_path / "old.sqlite"
+        old = sqlite3.connect(path)
+        old.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        name, first = MIGRATIONS[0]
+        first(old)
+        old.execute("INSERT INTO migrations VALUES (?, 0)", (name,))
+        old.commit()
+        old.close()
+        with Journal(path) as journal:
+            assert journal.migrations() == [name for name, _ in MIGRATIONS]
+            log = journal.open_run(sample_key=SAMPLES, run_key=run_key(2))
+            log.record_result("a", 0, "h", Sample("x", None, mean_logprob=-1.5), None, new=True)
+            assert log.lookup("a", 0, "h").mean_logprob == -1.5
+
+    def test_a_run_that_cannot_be_opened_is_one_line_naming_the_file(self, tmp_path: Path) -> None:
+        journal = Journal(tmp_path / "j.sqlite")
+        journal.close()
+        with pytest.raises(JournalError) as raised:
+            journal.open_run(sample_key=SAMPLES, run_key=run_key(2))
+        path = tmp_path / "j.sqlite"
+        assert str(raised.value) == f"{path}: cannot use the journal: Cannot operate on a closed database."
+
+    def test_a_failure_inside_a_write_rolls_it_back_and_the_journal_stays_usable(self, journal: Journal) -> None:
+        log = journal.open_run(sample_key=SAMPLES, run_key=run_key(2))
+        answer(log, "a", 0)
+        journal.db.execute("UPDATE runs SET description = 'not json' WHERE run_key = ?", (log.run_key,))
+        with pytest.raises(json.JSONDecodeError):  # fresh reads every run's description after deleting
+            journal.open_run(sample_key=SAMPLES, run_key=run_key(2), fresh=True, question_ids=["a"])
+        assert log.lookup("a", 0, "h") is not None and len(log.events()) == 2  # the deletes were undone
+        answer(journal.open_run(sample_key=SAMPLES, run_key=run_key(4)), "b", 0)  # no transaction left open
