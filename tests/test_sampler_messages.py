@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -215,3 +217,16 @@ class TestPromptsFile:
         prompts = Prompts.from_file(self.write(tmp_path, json.dumps(fields)))
         assert {k: getattr(prompts, k) for k in fields} == fields
         assert prompts.format_hints == Prompts().format_hints
+
+    def test_json_nested_too_deeply(self, tmp_path: Path) -> None:
+        path = self.write(tmp_path, "[" * 100_000 + "]" * 100_000)
+        assert self.error(path) == f"{path}: JSON nested too deeply to read"
+
+    def test_reading_a_prompts_file_never_depends_on_the_machines_locale(self, tmp_path: Path) -> None:
+        # Python warns (here: fails) whenever a file is opened without an encoding, i.e. in the locale's one
+        path = self.write(tmp_path, json.dumps({"system": "Réponds en français."}, ensure_ascii=False))
+        code = ("import sys; from dynscaling.samplers import Prompts; "
+                "print(Prompts.from_file(sys.argv[1]).system == 'Réponds en français.')")
+        run = subprocess.run([sys.executable, "-X", "warn_default_encoding", "-W", "error::EncodingWarning", "-c",
+                              code, path], capture_output=True, text=True, encoding="utf-8", timeout=120)
+        assert (run.returncode, run.stdout.strip()) == (0, "True"), run.stderr
