@@ -185,6 +185,13 @@ class TestWhatARunReadsBack:
         with Journal(tmp_path / "j.sqlite") as reopened:  # committed, not only buffered
             assert reopened.open_run(sample_key=SAMPLES, run_key=run_key(2)).events() == expected
 
+    def test_a_run_goes_on_after_a_failure(self, journal: Journal) -> None:
+        log = journal.open_run(sample_key=SAMPLES, run_key=run_key(2))
+        log.record_request("a", 0, "h")
+        log.record_failure("a", 0, "h", "timeout")
+        answer(log, "a", 1)
+        assert kinds(log) == [("request", "a", 0), ("failure", "a", 0), ("request", "a", 1), ("result", "a", 1)]
+
     def test_iter_samples_yields_this_runs_samples_in_arrival_order(self, journal: Journal) -> None:
         log = journal.open_run(sample_key=SAMPLES, run_key=run_key(2))
         log.record_result("b", 0, "h", Sample("B zero", None, Usage(1, 2, 3, 4, 0.5), "length"), None, new=True)
