@@ -149,6 +149,12 @@ class TestEventsAfterADivergedResume:
         answer(log, "b", 0)
         assert kinds(log) == [("request", "b", 0), ("result", "b", 0)]
 
+    def test_truncating_a_log_with_no_events_yet_is_harmless(self, journal: Journal) -> None:
+        log = journal.open_run(sample_key=SAMPLES, run_key=run_key(3))
+        log.truncate_events(0)
+        answer(log, "a", 0)
+        assert kinds(log) == [("request", "a", 0), ("result", "a", 0)]
+
     def test_truncating_at_or_past_the_end_removes_nothing(self, journal: Journal) -> None:
         log = self.three_samples(journal)
         log.truncate_events(6)
