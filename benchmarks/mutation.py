@@ -158,14 +158,13 @@ def score(name: str, codes: dict[str, int | None], known: dict[str, str]) -> dic
             status["killed"] += 1
         elif code in TIMEOUT:
             status["timeout"] += 1
-        elif code in SURVIVED:
-            if mutant in known:
-                status["equivalent"] += 1
-            else:
-                status["survived"] += 1
-                survivors.append(mutant)
         elif code is None:
             status["not checked"] += 1
+        elif mutant in known:  # reviewed: cannot change behaviour, whether or not a test reached it
+            status["equivalent"] += 1
+        elif code in SURVIVED:
+            status["survived"] += 1
+            survivors.append(mutant)
         else:
             status["other"] += 1  # no tests reached it (exit 5, 33) or a crash: counts as not killed
             survivors.append(mutant)
