@@ -4,6 +4,8 @@
     nice -n 10 python benchmarks/mutation.py                # votes budget answers samplers (the default)
     nice -n 10 python benchmarks/mutation.py --all          # all eight core modules
     nice -n 10 python benchmarks/mutation.py engine --jobs 2 --survivors
+    nice -n 10 python benchmarks/mutation.py allocators      # a package: every file in it, scored per file too
+    nice -n 10 python benchmarks/mutation.py allocators/bandit   # one file of a package, with the package's tests
 
 Each module runs in its own scratch copy of the project (``out/mutation/<module>/``), with a mutmut configuration
 that mutates only that module and selects only the test files that exercise it; within those, mutmut runs for
@@ -11,7 +13,9 @@ each mutant just the tests that reached the mutated function (its stats phase re
 stopping at the first failure. So one module takes minutes, not the hours of the whole suite per mutant. It is
 not part of CI.
 
-The score of a module is killed / (total - equivalent). Timeouts count as killed (the mutant made a test hang).
+The score of a module is killed / (total - equivalent). Timeouts count as killed (the mutant made a test hang);
+they are also reported apart, since a limit reached on a loaded machine is not proof of a kill. A package
+(``allocators``) is scored per file and as a whole.
 A survivor is either killed by a new test or listed as equivalent, with one line of why, in
 ``benchmarks/mutation_equivalents.md`` (``- `mutant name`: why``). ``--survivors`` prints each survivor's diff.
 The figures go in BENCHMARKS.md; ``out/mutation/summary.json`` keeps the last run's (``--out`` moves both).
@@ -34,43 +38,83 @@ ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = ROOT / "benchmarks" / "mutation_equivalents.md"
 
 #: module -> the test files that exercise it in-process (HTTP-heavy suites add minutes per mutant, kill no more).
+#: Checked against the tests with coverage per test (which files reach which module); only files whose tests reach
+#: the module are listed, and mutmut then runs, per mutant, only the tests that reached the mutated function.
 TESTS: dict[str, list[str]] = {
     "votes": ["test_votes.py", "test_claims.py", "test_allocators.py"],
     "budget": ["test_budget.py", "test_claims.py", "test_engine.py", "test_live_driver.py"],
-    "answers": ["test_answers.py", "test_pools.py"],
-    "samplers": ["test_samplers.py", "test_prompts.py", "test_engine.py", "test_live_driver.py"],
-    "allocators": ["test_allocators.py", "test_claims.py", "test_engine.py"],
-    "engine": ["test_engine.py", "test_claims.py", "test_live_driver.py", "test_allocators.py", "test_replay.py"],
-    "journal": ["test_live_driver.py", "test_claims.py"],
-    "strategies": ["test_strategies.py", "test_engine.py", "test_allocators.py"],
+    "answers": ["test_answers.py", "test_answer_spans.py", "test_pools.py"],
+    "samplers": ["test_samplers.py", "test_prompts.py", "test_engine.py", "test_live_driver.py",
+                 "test_sampler_messages.py"],
+    "allocators": ["test_allocators.py", "test_bayes_allocator.py", "test_stopping.py", "test_claims.py",
+                   "test_strategies.py", "test_engine.py", "test_allocator_rules.py"],
+    "engine": ["test_engine.py", "test_claims.py", "test_live_driver.py", "test_allocators.py", "test_replay.py",
+               "test_bayes_allocator.py", "test_stopping.py", "test_engine_results.py"],
+    "journal": ["test_live_driver.py", "test_claims.py", "test_journal_safety.py", "test_journal_log.py"],
+    "strategies": ["test_strategies.py", "test_engine.py", "test_allocators.py", "test_strategy_specs.py"],
 }
 DEFAULT = ["votes", "budget", "answers", "samplers"]  # the four not being rewritten while this was set up
+SOURCE = ROOT / "src" / "dynscaling"
 
 KILLED = {1, 3}  # pytest: tests failed / internal error
 TIMEOUT = {-24, 24, 152, 255, 36}
 SURVIVED = {0}
 
 
-def mutmut_config(module: str) -> str:
-    tests = ", ".join(f'"tests/{name}"' for name in TESTS[module])
+def package_of(target: str) -> str:
+    """The TESTS key of a target: ``allocators/bandit`` -> ``allocators``; a module is its own key."""
+    return target.split("/", 1)[0]
+
+
+def is_package(target: str) -> bool:
+    return (SOURCE / target).is_dir()
+
+
+def mutated_files(target: str) -> list[str]:
+    """The source files a target mutates, relative to src/dynscaling, without the .py (``allocators/bandit``)."""
+    if is_package(target):
+        return sorted(p.relative_to(SOURCE).with_suffix("").as_posix() for p in (SOURCE / target).glob("*.py")
+                      if p.name != "__init__.py")
+    return [target]
+
+
+def check_target(target: str) -> str | None:
+    """Why a target cannot be mutated, or None."""
+    if package_of(target) not in TESTS:
+        return f"not a core module: {target} (expected some of {', '.join(TESTS)}, or package/file)"
+    if not (is_package(target) or (SOURCE / f"{target}.py").is_file()):
+        return f"no such source file: src/dynscaling/{target}.py"
+    return None
+
+
+def test_files(target: str) -> list[str]:
+    """The target's test files that exist in this checkout (a listed file may not have been merged yet)."""
+    return [name for name in TESTS[package_of(target)] if (ROOT / "tests" / name).is_file()]
+
+
+def mutmut_config(target: str) -> str:
+    tests = ", ".join(f'"tests/{name}"' for name in test_files(target))
+    only = f"src/dynscaling/{target}/*.py" if is_package(target) else f"src/dynscaling/{target}.py"
     return f"""
 
 [tool.mutmut]
 source_paths = ["src/dynscaling"]
-only_mutate = ["src/dynscaling/{module}.py"]
+only_mutate = ["{only}"]
 pytest_add_cli_args = ["-q", "-p", "no:cacheprovider"]
 pytest_add_cli_args_test_selection = [{tests}]
 # stats, clean run and mutants are separate pytest sessions: a fork server keeps them out of one process
 process_isolation = "forkserver"
-# mutmut's default limit (15 x the tests' time + 1 s) turns a slow run on a loaded machine into a "timeout",
-# which would count as a kill; this limit only catches real hangs
-timeout_multiplier = 30.0
-timeout_constant = 60.0
+# mutmut 3.8 stops a mutant after (estimated test time + constant) x multiplier seconds of wall time (twice that
+# in CPU time). Its default (15 x (t + 1 s)) turns a slow run on a loaded machine into a "timeout", which counts
+# as a kill; 10 x (t + 20 s), at least 200 s for tests that take a second or two, is reached only by real hangs,
+# and a hang no longer holds a worker for half an hour (30 x (t + 60 s) did)
+timeout_multiplier = 10.0
+timeout_constant = 20.0
 use_git_change_detection = false
 """
 
 
-def prepare(module: str, work: Path) -> None:
+def prepare(target: str, work: Path) -> None:
     """A fresh copy of src/, tests/ and pyproject.toml with this module's mutmut configuration."""
     if work.exists():
         shutil.rmtree(work)
@@ -78,7 +122,7 @@ def prepare(module: str, work: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
     shutil.copytree(ROOT / "src", work / "src", ignore=ignore)
     shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
-    (work / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + mutmut_config(module))
+    (work / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + mutmut_config(target))
 
 
 def equivalents() -> dict[str, str]:
@@ -92,64 +136,93 @@ def equivalents() -> dict[str, str]:
     return found
 
 
-def results(module: str, work: Path) -> dict[str, int | None]:
-    meta = work / "mutants" / "src" / "dynscaling" / f"{module}.py.meta"
-    if not meta.is_file():
-        raise SystemExit(f"error: mutmut wrote no results for {module} ({meta} is missing); see {work}/mutmut.log")
-    return json.loads(meta.read_text())["exit_code_by_key"]
+def results(target: str, work: Path) -> dict[str, dict[str, int | None]]:
+    """File (``allocators/bandit``) -> mutant name -> mutmut's exit code, for every file the target mutated."""
+    mutants = work / "mutants" / "src" / "dynscaling"
+    metas = {name: mutants / f"{name}.py.meta" for name in mutated_files(target)}
+    if is_package(target):  # a file mutmut found mutants in that this list missed (an __init__ with code) counts too
+        for meta in sorted((mutants / target).glob("*.py.meta")):
+            metas.setdefault(meta.relative_to(mutants).as_posix().removesuffix(".py.meta"), meta)
+    found = {name: json.loads(meta.read_text())["exit_code_by_key"] for name, meta in metas.items() if meta.is_file()}
+    if not found:
+        raise SystemExit(f"error: mutmut wrote no results for {target} (no .meta under {mutants}); "
+                         f"see {work}/mutmut.log")
+    return found
 
 
-def score(module: str, codes: dict[str, int | None], known: dict[str, str]) -> dict[str, object]:
+def score(name: str, codes: dict[str, int | None], known: dict[str, str]) -> dict[str, object]:
     status: Counter[str] = Counter()
     survivors = []
-    for name, code in codes.items():
+    for mutant, code in codes.items():
         if code in KILLED:
             status["killed"] += 1
         elif code in TIMEOUT:
             status["timeout"] += 1
-        elif code in SURVIVED:
-            if name in known:
-                status["equivalent"] += 1
-            else:
-                status["survived"] += 1
-                survivors.append(name)
         elif code is None:
             status["not checked"] += 1
+        elif mutant in known:  # reviewed: cannot change behaviour, whether or not a test reached it
+            status["equivalent"] += 1
+        elif code in SURVIVED:
+            status["survived"] += 1
+            survivors.append(mutant)
         else:
             status["other"] += 1  # no tests reached it (exit 5, 33) or a crash: counts as not killed
-            survivors.append(name)
+            survivors.append(mutant)
     total = len(codes)
     killed = status["killed"] + status["timeout"]
     denominator = total - status["equivalent"] - status["not checked"]  # an interrupted run scores what it checked
-    return {"module": module, "total": total, "killed": killed, "equivalent": status["equivalent"],
-            "survived": status["survived"], "other": status["other"], "not_checked": status["not checked"],
-            "score": round(killed / denominator, 4) if denominator else None, "survivors": sorted(survivors)}
+    return {"module": name, "total": total, "killed": killed, "timeout": status["timeout"],
+            "equivalent": status["equivalent"], "survived": status["survived"], "other": status["other"],
+            "not_checked": status["not checked"], "score": round(killed / denominator, 4) if denominator else None,
+            "survivors": sorted(survivors)}
 
 
-def run_module(module: str, work: Path, jobs: int, show_survivors: bool) -> dict[str, object]:
-    prepare(module, work)
-    env = {**os.environ, "DYNSCALING_MUTATION": "1", "DYNSCALING_DATA": str(work / "no-shared-data")}
-    env.pop("PYTHONPATH", None)
+def score_target(target: str, work: Path, known: dict[str, str]) -> list[dict[str, object]]:
+    """The target's score, then (for a package) one per file."""
+    by_file = results(target, work)
+    every = {mutant: code for codes in by_file.values() for mutant, code in codes.items()}
+    whole = score(target, every, known)
+    if not is_package(target):
+        return [whole]
+    return [whole] + [score(name, codes, known) for name, codes in sorted(by_file.items())]
+
+
+def run_target(target: str, work: Path, jobs: int) -> float:
+    """Run mutmut on the target in a fresh scratch copy; the minutes it took."""
+    prepare(target, work)
     started = time.monotonic()
     with (work / "mutmut.log").open("w") as log:
         completed = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
-                                   cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    minutes = (time.monotonic() - started) / 60
+                                   cwd=work, env=_mutmut_env(work), stdout=log, stderr=subprocess.STDOUT)
     if completed.returncode not in (0, 1):  # mutmut exits 1 when mutants survive
-        raise SystemExit(f"error: mutmut failed on {module} (exit {completed.returncode}); see {work}/mutmut.log")
-    summary = score(module, results(module, work), equivalents())
-    summary["minutes"] = round(minutes, 1)
-    if show_survivors:
-        for name in summary["survivors"]:  # type: ignore[union-attr]
-            shown = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work, env=env,
-                                   capture_output=True, text=True)
-            print(f"--- {name}\n{shown.stdout.strip()}\n")
-    return summary
+        raise SystemExit(f"error: mutmut failed on {target} (exit {completed.returncode}); see {work}/mutmut.log")
+    return (time.monotonic() - started) / 60
+
+
+def show_survivors(summary: dict[str, object], work: Path) -> None:
+    for name in summary["survivors"]:  # type: ignore[union-attr]
+        shown = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work, env=_mutmut_env(work),
+                               capture_output=True, text=True)
+        print(f"--- {name}\n{shown.stdout.strip()}\n")
+
+
+def _mutmut_env(work: Path) -> dict[str, str]:
+    # the conftest's hypothesis profile for mutation runs; no ../shared, so no test depends on it
+    env = {**os.environ, "DYNSCALING_MUTATION": "1", "DYNSCALING_DATA": str(work / "no-shared-data")}
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def _line(s: dict[str, object], minutes: float | None) -> str:
+    return (f"  {s['module']}: {s['killed']} killed of {s['total']} ({s['timeout']} of them timeouts; "
+            f"{s['equivalent']} equivalent, {s['survived']} survived, {s['other']} other, "
+            f"{s['not_checked']} not checked), score {s['score']}" + (f", {minutes:.1f} min" if minutes else ""))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("modules", nargs="*", help=f"core modules to mutate: {', '.join(TESTS)}")
+    parser.add_argument("modules", nargs="*",
+                        help=f"core modules to mutate: {', '.join(TESTS)}; or a package's file (allocators/bandit)")
     parser.add_argument("--all", action="store_true", help="all eight core modules")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--survivors", action="store_true", help="print the diff of every unexplained survivor")
@@ -158,32 +231,34 @@ def main() -> None:
     parser.add_argument("--report", action="store_true",
                         help="score the results already in out/mutation/ (of a finished or interrupted run)")
     args = parser.parse_args()
-    if not _importable("mutmut"):
+    if not args.report and not _importable("mutmut"):
         raise SystemExit("error: mutmut is not installed: pip install -e '.[mutation]'")
-    modules = list(TESTS) if args.all else (args.modules or DEFAULT)
-    unknown = [m for m in modules if m not in TESTS]
-    if unknown:
-        raise SystemExit(f"error: not a core module: {', '.join(unknown)} (expected some of {', '.join(TESTS)})")
-    summaries = []
-    for module in modules:
+    targets = list(TESTS) if args.all else (args.modules or DEFAULT)
+    problems = [problem for problem in map(check_target, targets) if problem]
+    if problems:
+        raise SystemExit(f"error: {problems[0]}")
+    known = equivalents()
+    summaries: list[dict[str, object]] = []
+    for target in targets:
+        work = args.out / target.replace("/", "-")
+        minutes = None
         if not args.report:
-            print(f"mutating {module} (tests: {', '.join(TESTS[module])}) ...", flush=True)
-        work = args.out / module
-        if args.report:
-            summary = {**score(module, results(module, work), equivalents()), "minutes": None}
-        else:
-            summary = run_module(module, work, args.jobs, args.survivors)
-        summaries.append(summary)
-        print(f"  {module}: {summary['killed']} killed of {summary['total']} ({summary['equivalent']} equivalent, "
-              f"{summary['survived']} survived, {summary['other']} other, {summary['not_checked']} not checked), "
-              f"score {summary['score']}, {summary['minutes']} min", flush=True)
+            print(f"mutating {target} (tests: {', '.join(test_files(target))}) ...", flush=True)
+            minutes = round(run_target(target, work, args.jobs), 1)
+        scored = score_target(target, work, known)
+        scored[0]["minutes"] = minutes
+        for summary in scored:
+            print(_line(summary, summary.get("minutes")), flush=True)  # type: ignore[arg-type]
+        if args.survivors:
+            show_survivors(scored[0], work)  # the whole target's: a package's files hold the same survivors
+        summaries.extend(scored)
     out = args.out / "summary.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summaries, indent=1) + "\n")
-    print("\n| module | mutants | killed | equivalent | survived | score |\n|---|---|---|---|---|---|")
+    print("\n| module | mutants | killed (timeouts) | equivalent | survived | score |\n|---|---|---|---|---|---|")
     for s in summaries:
-        print(f"| {s['module']} | {s['total']} | {s['killed']} | {s['equivalent']} | "
-              f"{int(s['survived']) + int(s['other'])} | {float(s['score'] or 0):.1%} |")
+        print(f"| {s['module']} | {s['total']} | {s['killed']} ({s['timeout']}) | {s['equivalent']} | "
+              f"{int(s['survived']) + int(s['other'])} | {float(s['score'] or 0):.1%} |")  # type: ignore[call-overload]
     print(f"\nwritten: {out}")
 
 
