@@ -26,10 +26,10 @@ agree, the ones that answered at length get the next samples first where the bat
 no sooner than the others where it does not. Lengths that are all equal (or not reported) give one group.
 
 **Refits.** The batch prior is refitted once every question could have an answer, then each time the samples
-landed grow by 10% while they are fewer than three per question (the priors move fastest then, and place every
-second and third sample), then by ``refit``; a refit that barely moves any group's prior keeps the models (and
-their memos) and waits longer. A new model of a large batch values every shape met so far at once
-(``shape_lattice``), the same values to the bit.
+landed grow by 10% while they are fewer than three per question and the batch has length groups (their priors
+move fastest then, and place every second and third sample), then by ``refit``; a refit that barely moves any
+group's prior keeps the models (and their memos) and waits longer. A new model of a large batch values every
+shape met so far at once (``shape_lattice``), the same values to the bit.
 
 A question retires when its index falls below ``min_gain`` (expected extra right answers a sample must buy; 0
 spends the whole budget). The next question comes from a heap, ``O(log Q)`` per decision; values are memoised by
@@ -193,12 +193,13 @@ class BayesAllocator(Allocator):
                 samples += t.samples
         # Until every question could have an answer the tallies say nothing about the prior (one vote has the
         # same likelihood under every cell): the first refit waits for as many samples as questions.
-        # While questions hold a sample or two the priors move fastest and place every second and third sample:
-        # refit more often then.
-        growth = self.refit if self._t >= _EARLY_SAMPLES * len(tallies) else min(self.refit, _EARLY_REFIT)
+        cuts = self._lengths.cut_points(sampled)
+        # While questions hold a sample or two, the length groups' priors move fastest and place every second and
+        # third sample: refit more often then. With one group this bought nothing measurable, and costs time.
+        early = bool(cuts) and self._t < _EARLY_SAMPLES * len(tallies)
+        growth = min(self.refit, _EARLY_REFIT) if early else self.refit
         self._refit_at = max(self._t + 1, math.ceil(self._t * growth), len(tallies))
         weights = fit_weights(shapes, self.prior_weight)
-        cuts = self._lengths.cut_points(sampled)
         fits = self._group_fits(sampled, weights, cuts)
         model = self.model
         settled = (model is not None and len(fits) == len(self._models)
