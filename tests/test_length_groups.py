@@ -3,6 +3,7 @@ where they tell questions apart."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -39,11 +40,30 @@ class TestLengthGroups:
 
     def test_one_group_when_lengths_say_nothing(self) -> None:
         groups = LengthGroups(3, 30)
+        assert groups.count == 1 and groups.group(0) == 0  # before any refit
         groups.bind([[usage(50)] for _ in range(30)])  # every length the same (or none reported)
         assert groups.cut_points(range(30)) == []
-        groups.bind([[usage(10 * (i + 1))] for i in range(30)])
-        assert groups.cut_points(range(10)) == []  # too few questions to tell three groups apart
         assert LengthGroups(1, 30).cut_points(range(30)) == []
+
+    def test_enough_questions_for_the_groups(self) -> None:
+        distinct = [[usage(10 * (i + 1))] for i in range(30)]
+        three = LengthGroups(3, 30)
+        three.bind(distinct)
+        assert three.cut_points(range(23)) == []  # 8 questions a group at least
+        assert len(three.cut_points(range(24))) == 2
+        two = LengthGroups(2, 30)
+        two.bind(distinct)
+        assert len(two.cut_points(range(30))) == 1  # the median
+
+    def test_one_answer_of_another_length_is_enough_to_cut(self) -> None:
+        # most answers of one length: the cut sits at that length, and the odd one out is on its own side
+        for odd in (1, 5000):
+            usages = [[usage(50)] for _ in range(29)] + [[usage(odd)]]
+            groups = LengthGroups(3, 30)
+            groups.bind(usages)
+            groups.cuts = groups.cut_points(range(30))
+            assert groups.cuts == [math.log1p(50)]
+            assert (groups.group(29) == 0) == (odd == 1)
 
     def test_no_usages_and_unsampled_questions_are_group_zero(self) -> None:
         groups = LengthGroups(3, 4)
