@@ -92,7 +92,9 @@ def pool_by_length(seed: int, questions: int = 240, samples: int = 12, equal_len
         classes = tuple(clusterer.assign(a) for a in answers)
         tokens = 40 if equal_lengths else (300 if long else 40)
         entries.append(PoolQuestion(Question(f"q{i}", f"question {i}", "number", gold="1"), tuple(answers),
-                                    tuple(answers), classes, tuple(usage(tokens + rng.randint(0, 9)) for _ in answers),
+                                    tuple(answers), classes,
+                                    tuple(usage(tokens if equal_lengths else tokens + rng.randint(0, 9))
+                                          for _ in answers),
                                     clusterer))
     return Pool("by-length", "<memory>", tuple(entries))
 
