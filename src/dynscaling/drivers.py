@@ -179,9 +179,14 @@ class _LiveRun:
             if event.kind == "request":
                 request = self.engine.next_request()
                 if request is None:
+                    logger.info("journal replay: the journal's next request is %s#%d, the run asks for none",
+                                key[0], key[1])
                     break
                 if ((request.question.id, request.sample_index) != key
                         or _messages_hash(request) != event.messages_hash):
+                    logger.info("journal replay: the journal's next request is %s#%d, the run's is %s#%d%s",
+                                key[0], key[1], request.question.id, request.sample_index,
+                                "" if (request.question.id, request.sample_index) != key else " (other prompt)")
                     self.ready.append((request, False))  # diverged (other budget or strategy): live from here
                     break
                 outstanding[key] = request

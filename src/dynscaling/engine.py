@@ -88,6 +88,7 @@ class Engine:
         self.strategy = parse_strategy(strategy)
         self.budget = budget
         self.ledger = Ledger(budget)
+        self.seed = seed
         self.rng = random.Random(seed)
         n = len(self.questions)
         per_question = budget.samples / n if budget.samples is not None else None
@@ -136,7 +137,12 @@ class Engine:
         if qi is None:
             return None
         question = self.questions[qi]
-        messages = (self.sampler.messages(question, self.attempts[qi], self.rng)
+        # The sampler's choices (which earlier answers a chain shows) are drawn from the request's own seed, not
+        # the run's shared generator: a request the budget holds back is built again later, and a journal
+        # replay builds each request once, so a shared draw would drift and a resumed run would ask for other
+        # prompts than the ones it paid for.
+        messages = (self.sampler.messages(question, self.attempts[qi],
+                                          random.Random(f"{self.seed}:{question.id}:{self.requested[qi]}"))
                     if self.needs_messages else None)
         if self.estimate_cost is _free:
             reservation = self.ledger.reserve()

@@ -231,8 +231,6 @@ class BayesAllocator(Allocator):
     # ---- the allocator protocol ----
 
     def next_question(self) -> int | None:
-        if self._t >= self._refit_at:
-            self._rebuild()
         heap = self._heap
         version = self._version
         deferred = self._deferred
@@ -260,13 +258,20 @@ class BayesAllocator(Allocator):
     def sampled(self, qi: int) -> None:  # the replay loop's hot path: one sample dispatched and counted at once
         self._t += 1
         self._push(qi)
+        if self._t >= self._refit_at:
+            self._rebuild()
 
     def _landed(self, qi: int) -> None:
         self._count(qi)
 
     def _count(self, qi: int) -> None:
+        # A refit happens when a sample lands, never when a request is asked for: a live run asks at moments a
+        # journal replay does not (a request refused for budget, a question at max_inflight), and a refit must
+        # see the same tallies in both, or a resubmitted run decides differently and pays for new samples.
         self._t += 1
         self._push(qi)
+        if self._t >= self._refit_at:
+            self._rebuild()
 
     def describe(self) -> str:
         return (f"bayes(horizon={self.horizon}, min_gain={self.min_gain}, refit={self.refit}, "
