@@ -405,9 +405,10 @@ class TestRecordAndServe:
         with Uvicorn(app) as url:
             client = openai.OpenAI(base_url=url, api_key="unused")
             short = [{"role": "user", "content": "What is 3 + 4? Reply with just the number."}]
-            reply = client.chat.completions.create(model="dynscaling/3/smollm2", messages=short)  # type: ignore[arg-type]
+            reply = client.chat.completions.create(model="dynscaling/5/smollm2", messages=short)  # type: ignore[arg-type]
         extra = reply.model_extra["dynscaling"]  # type: ignore[index]
-        assert extra["samples"] == 3
+        assert extra["samples"] == 5
         assert reply.usage is not None and reply.usage.prompt_tokens > 0
-        assert extra["answer"] is not None  # short replies: the model states the sum
+        # five short replies: a 135M model states the sum in at least one (with three, all abstained once in 14 runs)
+        assert extra["answer"] is not None
         assert extra["answer"] in (reply.choices[0].message.content or "")  # the text of a sample that voted for it
