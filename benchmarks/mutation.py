@@ -208,6 +208,35 @@ def show_survivors(summary: dict[str, object], work: Path) -> None:
         print(f"--- {name}\n{shown.stdout.strip()}\n")
 
 
+def recheck(summary: dict[str, object], work: Path, tests: list[str]) -> list[str]:
+    """The survivors of a finished run that ``tests`` (files added since) kill: each test file is copied into
+    mutmut's trampolined copy and run with ``MUTANT_UNDER_TEST`` set to the mutant, as mutmut itself runs one,
+    after checking that the files pass with no mutant active. Cheaper than a second run of the whole target."""
+    mutants = work / "mutants"
+    for name in tests:
+        shutil.copy2(ROOT / "tests" / name, mutants / "tests" / name)
+    env = {**_mutmut_env(work), "PYTHONPATH": str(mutants / "src")}
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:randomly",
+               *(f"tests/{name}" for name in tests)]
+
+    def fails(mutant: str) -> bool:
+        completed = subprocess.run(command, cwd=mutants, env={**env, "MUTANT_UNDER_TEST": mutant},
+                                   capture_output=True, text=True, timeout=600)
+        return completed.returncode != 0
+
+    if fails(""):
+        raise SystemExit(f"error: {', '.join(tests)} fail with no mutant active in {mutants}")
+    killed = []
+    for mutant in summary["survivors"]:  # type: ignore[union-attr]
+        try:
+            dead = fails(mutant)
+        except subprocess.TimeoutExpired:
+            dead = True  # a hang, as mutmut counts it
+        if dead:
+            killed.append(mutant)
+    return killed
+
+
 def _mutmut_env(work: Path) -> dict[str, str]:
     # the conftest's hypothesis profile for mutation runs; no ../shared, so no test depends on it
     env = {**os.environ, "DYNSCALING_MUTATION": "1", "DYNSCALING_DATA": str(work / "no-shared-data")}
@@ -232,6 +261,8 @@ def main() -> None:
                         help="where the scratch copies and summary.json go (default out/mutation)")
     parser.add_argument("--report", action="store_true",
                         help="score the results already in out/mutation/ (of a finished or interrupted run)")
+    parser.add_argument("--recheck", nargs="+", metavar="TEST_FILE", default=[],
+                        help="with --report: which survivors these test files (in tests/) kill, mutant by mutant")
     args = parser.parse_args()
     if not args.report and not _importable("mutmut"):
         raise SystemExit("error: mutmut is not installed: pip install -e '.[mutation]'")
@@ -251,6 +282,16 @@ def main() -> None:
         scored[0]["minutes"] = minutes
         for summary in scored:
             print(_line(summary, summary.get("minutes")), flush=True)  # type: ignore[arg-type]
+        if args.recheck:
+            killed = recheck(scored[0], work, args.recheck)
+            scored[0]["killed_by_recheck"] = killed
+            left = [m for m in scored[0]["survivors"] if m not in killed]  # type: ignore[union-attr]
+            s = scored[0]
+            checked = int(s["total"]) - int(s["equivalent"]) - int(s["not_checked"])  # type: ignore[call-overload]
+            s["score_after_recheck"] = round((int(s["killed"]) + len(killed)) / max(1, checked), 4)  # type: ignore[call-overload]
+            print(f"  recheck with {', '.join(args.recheck)}: kills {len(killed)} of {len(s['survivors'])} "  # type: ignore[arg-type]
+                  f"survivors ({len(left)} left); score {s['score_after_recheck']:.1%}", flush=True)
+            scored[0]["survivors"] = left
         if args.survivors:
             show_survivors(scored[0], work)  # the whole target's: a package's files hold the same survivors
         summaries.extend(scored)

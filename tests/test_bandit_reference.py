@@ -36,21 +36,32 @@ def make_streams(seed: int, questions: int = 9, length: int = 400) -> list[list[
 
 
 def reference(streams: list[list[int | None]], budget: int, seed: int, *, score: str, c: float, k0: int,
-              stop: float, cap: int | None, stop_max: float | None) -> list[int]:
-    """The questions in the order the documented rule samples them, re-scoring everything at every step."""
+              stop: float, cap: int | None, stop_max: float | None, closing: dict[int, int] | None = None) -> list[int]:
+    """The questions in the order the documented rule samples them, re-scoring everything at every step.
+    ``closing`` maps a step to a question closed before it (the engine closes one whose requests keep failing):
+    a closed question is never asked again."""
     n = len(streams)
     rng = random.Random(seed)
     tallies = [Tally() for _ in streams]
     order: list[int] = []
+    closed: set[int] = set()
+
+    def close_due() -> None:
+        if closing and len(order) in closing:
+            closed.add(closing[len(order)])
 
     def draw(qi: int) -> None:
         tallies[qi].add(streams[qi][tallies[qi].samples])
         order.append(qi)
 
     for _ in range(k0):  # warm-up: one round at a time, in a freshly shuffled order, taken from its end
-        round_order = list(range(n))
+        close_due()
+        round_order = [qi for qi in range(n) if qi not in closed]
         rng.shuffle(round_order)
         for qi in reversed(round_order):
+            close_due()
+            if qi in closed:
+                continue
             if len(order) == budget:
                 return order
             draw(qi)
@@ -65,7 +76,7 @@ def reference(streams: list[list[int | None]], budget: int, seed: int, *, score:
 
     def retired(qi: int) -> bool:
         tally = tallies[qi]
-        if cap is not None and tally.samples >= cap:
+        if qi in closed or cap is not None and tally.samples >= cap:
             return True
         return tally.samples >= k0 and leader_confidence(tally.v1, tally.v2) >= bar
 
@@ -74,6 +85,7 @@ def reference(streams: list[list[int | None]], budget: int, seed: int, *, score:
         return SCORES[score](tally) + c * math.sqrt(log_t / max(tally.samples, 1))
 
     while len(order) < budget:
+        close_due()
         if t >= refresh_at:
             refresh()
         live = [qi for qi in range(n) if not retired(qi)]
@@ -89,13 +101,15 @@ def reference(streams: list[list[int | None]], budget: int, seed: int, *, score:
 
 
 def allocator_order(streams: list[list[int | None]], budget: int, seed: int, *, synchronous: bool,
-                    **params: object) -> list[int]:
+                    closing: dict[int, int] | None = None, **params: object) -> list[int]:
     """The questions in the order ``BanditAllocator`` picks them, driven like the engine drives it."""
     allocator = BanditAllocator(**params)  # type: ignore[arg-type]
     tallies = [Tally() for _ in streams]
     allocator.start(tallies, budget, random.Random(seed))
     order: list[int] = []
     while len(order) < budget:
+        if closing and len(order) in closing:
+            allocator.close(closing[len(order)])
         qi = allocator.next_question()
         if qi is None:
             break
@@ -216,3 +230,16 @@ def test_a_question_whose_requests_failed_is_asked_again() -> None:
             allocator.landed(qi)
     assert order[1] == order[2] == order[3] == order[4] != order[0]
     assert allocator.next_question() == order[1]
+
+
+@pytest.mark.parametrize("k0", [1, 2])
+@pytest.mark.parametrize("closing", [{0: 2, 1: 7}, {4: 5, 12: 3, 30: 0}], ids=["at-start", "mid-run"])
+def test_a_closed_question_is_never_asked_again(k0: int, closing: dict[int, int]) -> None:
+    """Closed before the first request, during the warm-up (its round already shuffled) or while it waits in
+    the queue with a priority."""
+    streams = make_streams(seed=2)
+    params = dict(score="beta", c=0.3, k0=k0, stop=0.95, cap=None, stop_max=None)
+    expected = reference(streams, 9 * 10, seed=6, closing=closing, **params)  # type: ignore[arg-type]
+    for step, qi in closing.items():
+        assert qi not in expected[step:]
+    assert allocator_order(streams, 9 * 10, 6, synchronous=True, closing=closing, **params) == expected
