@@ -232,9 +232,17 @@ class TestEveryPeer:
 class TestValidation:
     @pytest.mark.parametrize(("spec", "message"), [
         ("consol:p1=0.5", "p1 must be in (0.5, 1)"),
+        ("consol:p1=1", "p1 must be in (0.5, 1)"),  # each bound is open: its own value is refused
+        ("consol:p1=1.5", "p1 must be in (0.5, 1)"),
         ("consol:alpha=0", "alpha must be in (0, 1)"),
+        ("consol:alpha=1,beta=0.01", "alpha must be in (0, 1), got 1"),
+        ("consol:alpha=1.5,beta=0.01", "alpha must be in (0, 1), got 1.5"),
         ("consol:beta=1.5", "beta must be in (0, 1)"),
+        ("consol:alpha=0.01,beta=0", "beta must be in (0, 1), got 0"),
+        ("consol:alpha=0.01,beta=1", "beta must be in (0, 1), got 1"),
         ("consol:alpha=0.5,beta=0.6", "alpha + beta < 1"),
+        ("consol:alpha=0.5,beta=0.5", "consol needs alpha + beta < 1 for an SPRT, got 0.5 + 0.5 (the default beta "
+                                      "is 1 - 0.05 - 0.000024: give beta with alpha)"),
         ("consol:max_trials=0", "max_trials must be >= 1"),
         ("consol:max_trials=x", "max_trials must be a whole number"),
         ("ppr:delta=0", "delta must be in (0, 1]"),

@@ -18,6 +18,7 @@ import pytest
 
 from dynscaling.allocators import ConsolAllocator, PprAllocator
 from dynscaling.allocators.base import Allocator
+from dynscaling.allocators.stopping import sprt_decides
 from dynscaling.votes import Tally
 
 
@@ -172,3 +173,18 @@ def test_the_references_stop_questions_at_different_points() -> None:
     ppr = [ppr_samples(s, 0.05, 40) for s in streams]
     assert len(set(consol)) >= 4 and len(set(ppr)) >= 4
     assert min(consol) == 3 and max(consol) == 40  # a unanimous start stops at 3 ahead; a split one at the cap
+
+
+def test_the_sprt_stops_on_either_line_itself() -> None:
+    """With p1 = 0.75, alpha = 0.5, beta = 0.25 both lines are ratios a single vote reaches exactly in floating
+    point: one leader vote makes the ratio 1.5 = (1 - beta) / alpha, one runner-up vote 0.5 = beta / (1 - alpha).
+    Wald's test stops *at* a line, not only beyond it."""
+    assert sprt_decides(1, 0, 0.75, 0.5, 0.25)
+    assert sprt_decides(0, 1, 0.75, 0.5, 0.25)
+    assert not sprt_decides(0, 0, 0.75, 0.5, 0.25)
+    assert not sprt_decides(1, 1, 0.75, 0.5, 0.25)
+
+
+def test_the_defaults_are_the_papers() -> None:
+    assert ConsolAllocator().describe() == f"consol(p1=0.5001, alpha=0.05, beta={1 - 0.05 - 0.000024}, max_trials=256)"
+    assert PprAllocator().describe() == "ppr(delta=0.05, cap=40)"

@@ -125,9 +125,6 @@ class ConsolAllocator(_SequentialRule):
         self.alpha = alpha
         self.beta = beta
         self.cap = max_trials
-        self._step = math.log(p1 / 0.5)  # log-likelihood gained per leader vote (> 0)
-        self._runner_up = math.log((1 - p1) / 0.5)
-        self._accept = math.log((1 - beta) / alpha)
 
     def _decides(self, first: int, second: int) -> bool:
         return sprt_decides(first, second, self.p1, self.alpha, self.beta)
@@ -136,11 +133,9 @@ class ConsolAllocator(_SequentialRule):
         first, second = tally.v1, tally.v2
         if first > 0 and self._decides(first, second):
             return 0
-        # The smallest t >= 1 with first + t leader votes over the acceptance line, in closed form (the ratio
-        # grows by _step per leader vote), then nudged to agree with the test itself at the float boundary.
-        t = max(1, math.ceil((self._accept - second * self._runner_up) / self._step - first))
-        while t > 1 and self._decides(first + t - 1, second):
-            t -= 1
+        # The smallest t >= 1 with which the test itself decides. A search, not a closed form: t is the votes
+        # the leader still lacks (a few with ConSol's lines), and a closed form needs nudging at the float boundary.
+        t = 1
         while not self._decides(first + t, second) and t < self.cap:
             t += 1
         return min(t, self.cap - tally.samples)
