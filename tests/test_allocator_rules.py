@@ -95,3 +95,25 @@ class TestBanditScores:
     def test_value_of_information_ignores_abstentions_except_through_the_chance_of_a_vote(self) -> None:
         # the same top two; more abstentions make the next sample less likely to count
         assert SCORES["voi"](tally(0, 1)) > SCORES["voi"](tally(0, 1, None, None)) > 0.0
+
+    @staticmethod
+    def confidence(a: int, b: int) -> float:
+        """Confidence in whichever of two classes leads: P(Binomial(a + b + 1, 1/2) <= max(a, b))."""
+        n = a + b + 1
+        return sum(math.comb(n, k) for k in range(max(a, b) + 1)) / 2 ** n
+
+    @pytest.mark.parametrize("answers", [
+        (), (None, None), (0, 1), (0, 1, None, None), (0, 0, 1, 1), (0, 1, 2), (0, 0, 1, 1, 2, None),
+        (0, 1, 0, 1, 0, 1, 2, 2, None),  # ties: the only tallies with a positive value
+        (0,), (0, 0, 1), (0, 0, 0, 1, None), (0, 1, 0, 1, 2, 2, 2),  # a leader ahead: the gain clipped at 0
+    ])
+    def test_value_of_information_is_the_expected_one_step_gain_in_confidence(self, answers: tuple) -> None:
+        """The chance the next sample lands in the top two (smoothed: (v1 + v2 + 1) / (samples + 2)), times the
+        expected change in the confidence that the leader of the two leads, the next vote going to the leader
+        with the smoothed share (v1 + 1) / (v1 + v2 + 2); never negative."""
+        t = tally(*answers)
+        v1, v2 = t.v1, t.v2
+        hit = (v1 + v2 + 1) / (t.samples + 2)
+        to_leader = (v1 + 1) / (v1 + v2 + 2)
+        after = to_leader * self.confidence(v1 + 1, v2) + (1 - to_leader) * self.confidence(v1, v2 + 1)
+        assert SCORES["voi"](t) == pytest.approx(max(0.0, hit * (after - self.confidence(v1, v2))), abs=1e-15)
