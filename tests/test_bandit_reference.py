@@ -243,3 +243,46 @@ def test_a_closed_question_is_never_asked_again(k0: int, closing: dict[int, int]
     for step, qi in closing.items():
         assert qi not in expected[step:]
     assert allocator_order(streams, 9 * 10, 6, synchronous=True, closing=closing, **params) == expected
+
+
+@pytest.mark.parametrize("questions", [2, 3, 4])
+@pytest.mark.parametrize("score", ["beta", "voi"])
+def test_small_batches_refresh_on_the_same_schedule(questions: int, score: str) -> None:
+    """With 2-4 questions the first refresh comes at t = 2-4, where ``t + 1`` and ``1.5 t`` are close."""
+    streams = make_streams(seed=questions, questions=questions)
+    params = dict(score=score, c=1.0, k0=1, stop=0.99, cap=None, stop_max=None)
+    expected = reference(streams, questions * 12, seed=1, **params)  # type: ignore[arg-type]
+    assert allocator_order(streams, questions * 12, 1, synchronous=True, **params) == expected
+
+
+def test_the_warm_up_counts_samples_a_question_already_has() -> None:
+    """On a resumed run the tallies arrive holding the journal's samples: the warm-up tops each question up to
+    ``k0`` and does not ask again for what is there."""
+    allocator = BanditAllocator(score="beta", c=0.3, k0=2, stop=0.99, cap=2)
+    tallies = [Tally() for _ in range(3)]
+    tallies[0].add(0)
+    tallies[0].add(0)
+    tallies[1].add(1)
+    allocator.start(tallies, None, random.Random(0))
+    asked = []
+    while (qi := allocator.next_question()) is not None:
+        asked.append(qi)
+        tallies[qi].add(0)
+        allocator.sampled(qi)
+    assert sorted(asked) == [1, 2, 2]
+
+
+def test_with_two_requests_allowed_a_question_can_have_two_in_flight() -> None:
+    """``max_inflight=2``: the question most worth a sample gets a second request before the first lands."""
+    allocator = BanditAllocator(score="beta", c=0.0, k0=1, stop=0.99, max_inflight=2)
+    tallies = [Tally() for _ in range(2)]
+    allocator.start(tallies, None, random.Random(0))
+    for _ in range(2):
+        qi = allocator.next_question()
+        assert qi is not None
+        allocator.dispatched(qi)
+        tallies[qi].add(None if qi == 0 else 0)  # question 0 abstains: it stays the most uncertain
+        allocator.landed(qi)
+    assert allocator.next_question() == 0
+    allocator.dispatched(0)
+    assert allocator.next_question() == 0
