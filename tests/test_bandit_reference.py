@@ -286,3 +286,25 @@ def test_with_two_requests_allowed_a_question_can_have_two_in_flight() -> None:
     assert allocator.next_question() == 0
     allocator.dispatched(0)
     assert allocator.next_question() == 0
+
+
+class TestParameters:
+    def test_the_defaults(self) -> None:
+        allocator = BanditAllocator()
+        assert (allocator.score_name, allocator.c, allocator.k0, allocator.stop, allocator.cap,
+                allocator.max_inflight, allocator.stop_max) == ("beta", 0.3, 2, 0.95, None, 1, 0.95)
+
+    def test_stop_max_may_equal_stop(self) -> None:
+        assert BanditAllocator(stop=0.9, stop_max=0.9).stop_max == 0.9
+
+    @pytest.mark.parametrize(("params", "message"), [
+        ({"stop": 1.5}, "stop threshold must be in (0.5, 1], got 1.5"),
+        ({"stop_max": 1.0}, "stop_max must be in [stop, 1), got 1.0 with stop=0.95"),
+        ({"stop_max": 1.5}, "stop_max must be in [stop, 1), got 1.5 with stop=0.95"),
+    ])
+    def test_a_bound_is_refused_with_its_message(self, params: dict, message: str) -> None:
+        from dynscaling.errors import ConfigError
+
+        with pytest.raises(ConfigError) as caught:
+            BanditAllocator(**params)
+        assert str(caught.value) == message
