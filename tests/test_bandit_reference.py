@@ -308,3 +308,26 @@ class TestParameters:
         with pytest.raises(ConfigError) as caught:
             BanditAllocator(**params)
         assert str(caught.value) == message
+
+
+def test_at_a_refresh_a_request_in_flight_counts_towards_the_cap() -> None:
+    """``cap=2`` with two requests allowed per question: a question holding one sample and one request in flight
+    is full when ``ln t`` is refreshed, and gets no third request."""
+    allocator = BanditAllocator(score="beta", c=5.0, k0=1, stop=0.99, cap=2, max_inflight=2)
+    tallies = [Tally() for _ in range(3)]
+    allocator.start(tallies, None, random.Random(0))
+    for _ in range(3):  # warm-up: one vote each, t = 3, the next refresh at t = 4
+        qi = allocator.next_question()
+        assert qi is not None
+        allocator.dispatched(qi)
+        tallies[qi].add(0)
+        allocator.landed(qi)
+    assert allocator.next_question() == 0
+    allocator.dispatched(0)  # question 0: one sample, one in flight, so full
+    assert allocator.next_question() == 1
+    allocator.dispatched(1)
+    tallies[1].add(0)
+    allocator.landed(1)  # t = 4: the next decision refreshes
+    assert allocator.next_question() == 2
+    allocator.dispatched(2)
+    assert allocator.next_question() is None  # every question is full or in flight to its cap
