@@ -268,6 +268,8 @@ def main() -> None:
         raise SystemExit("error: mutmut is not installed: pip install -e '.[mutation]'")
     targets = list(TESTS) if args.all else (args.modules or DEFAULT)
     problems = [problem for problem in map(check_target, targets) if problem]
+    problems += [f"--recheck: no such test file: tests/{name}" for name in args.recheck
+                 if not (ROOT / "tests" / name).is_file()]
     if problems:
         raise SystemExit(f"error: {problems[0]}")
     known = equivalents()
