@@ -49,7 +49,7 @@ TESTS: dict[str, list[str]] = {
     "allocators": ["test_allocators.py", "test_bayes_allocator.py", "test_stopping.py", "test_claims.py",
                    "test_strategies.py", "test_engine.py", "test_allocator_rules.py", "test_length_groups.py",
                    "test_bayes_fast_paths.py", "test_bayes_contract.py", "test_bandit_reference.py",
-                   "test_stopping_reference.py"],
+                   "test_stopping_reference.py", "test_blend_reference.py", "test_baselines_contract.py"],
     "engine": ["test_engine.py", "test_claims.py", "test_live_driver.py", "test_allocators.py", "test_replay.py",
                "test_bayes_allocator.py", "test_stopping.py", "test_engine_results.py"],
     "journal": ["test_live_driver.py", "test_claims.py", "test_journal_safety.py", "test_journal_log.py"],

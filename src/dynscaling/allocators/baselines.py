@@ -28,23 +28,21 @@ class UniformAllocator(Allocator):
 
     def _start(self) -> None:
         self._round: list[int] = []
-        self._round_number = 0
 
     def next_question(self) -> int | None:
+        # No count of rounds: the cap is on each question's samples (``_wants``), so a question whose request
+        # failed is asked again in the next round instead of ending the run one sample short.
         n = len(self.tallies)
         for _ in range(2):
             while self._round:
                 qi = self._round.pop()
                 if self._wants(qi):
                     return qi
-            if self.cap is not None and self._round_number >= self.cap:
-                return None
             order = [qi for qi in range(n) if self._wants(qi)]
             if not order:
                 return None
             self.rng.shuffle(order)
             self._round = order
-            self._round_number += 1
         return None
 
     def _wants(self, qi: int) -> bool:
@@ -170,8 +168,9 @@ class OracleAllocator(Allocator):
         order = list(range(len(self.tallies)))
         self.rng.shuffle(order)
         self._first: deque[int] = deque(order)
-        self._heap: list[tuple[int, int, int]] = []
-        self._version = [0] * len(self.tallies)
+        # At most one entry per question: it is pushed when the question's requests are all back, and a question
+        # is asked again only once popped, so no entry goes stale and none needs a version.
+        self._heap: list[tuple[int, int]] = []
 
     def _deficit(self, qi: int) -> int | None:
         tally = self.tallies[qi]
@@ -187,13 +186,12 @@ class OracleAllocator(Allocator):
             if not self.closed[qi]:
                 return qi
         while self._heap:
-            _, qi, v = heapq.heappop(self._heap)
-            if v == self._version[qi] and not self.closed[qi]:
+            _, qi = heapq.heappop(self._heap)
+            if not self.closed[qi]:
                 return qi
         return None
 
     def _landed(self, qi: int) -> None:
-        self._version[qi] += 1
         deficit = self._deficit(qi)
         if deficit is not None and self.pending[qi] == 0:
-            heapq.heappush(self._heap, (deficit, qi, self._version[qi]))
+            heapq.heappush(self._heap, (deficit, qi))
