@@ -160,9 +160,20 @@ def test_the_waiting_entry_hands_out_the_same_questions_as_pushing_at_once(max_i
         assert len(set(fast)) == len(pool.entries)
 
 
-def test_the_lattice_values_every_shape_as_the_one_shape_path_does_bit_for_bit() -> None:
+LATTICE_ORDERS = {
+    "as met": SHAPES,
+    "reversed": SHAPES[::-1],  # children numbered before their parents
+    # No unanimous shape at all (closed under one more vote): then no shape has four evidence rows; and shape 0
+    # as some parent's runner-up child
+    "split only": [shape for shape in SHAPES if len(shape) > 1][::-1],
+    "split only, (2, 2) first": [(2, 2)] + [shape for shape in SHAPES if len(shape) > 1 and shape != (2, 2)],
+}
+
+
+@pytest.mark.parametrize("order", list(LATTICE_ORDERS))
+def test_the_lattice_values_every_shape_as_the_one_shape_path_does_bit_for_bit(order: str) -> None:
     lattice = ShapeLattice()
-    for shape in SHAPES:  # every shape of up to 7 votes: a shape of n votes reaches the lattice's edge in 7 - n
+    for shape in LATTICE_ORDERS[order]:  # shapes of up to 7 votes: a shape of n votes reaches the edge in 7 - n
         lattice.add(shape, evidence(shape))
     weights = np.random.default_rng(11).dirichlet(np.ones(CELLS))
     values = lattice.values(weights, horizon=6)
