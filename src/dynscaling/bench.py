@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .budget import Budget
-from .drivers import AsyncBackend, replay
+from .drivers import AsyncBackend, RunStats, replay
 from .engine import Engine
 from .errors import ConfigError
 from .pools import Pool
@@ -57,6 +57,9 @@ class BenchPoint:
     parse_rate: float
     accuracies: list[float] = field(repr=False)
     cost_per_question: float = 0.0
+    #: live benches: questions left with no answer because the backend failed, summed over seeds (counted wrong
+    #: in ``accuracies``; the same command asks for them again)
+    unanswered: int = 0
 
     def to_dict(self) -> dict[str, object]:
         record = asdict(self)
@@ -180,7 +183,7 @@ async def arun_live_bench(questions: Sequence[Question], backend: AsyncBackend, 
     at budget 8 reuses the samples of budget 4, and ESC, adaptive and dynscaling-parallel reuse them too: the
     whole curve costs about what its largest point costs. With one seed the interval is over questions.
     """
-    from .solve import SolveConfig, asolve
+    from .solve import SolveConfig, asolve, unanswered
 
     parsed = [parse_strategy(s) for s in strategies]
     largest = max(budgets)
@@ -190,6 +193,7 @@ async def arun_live_bench(questions: Sequence[Question], backend: AsyncBackend, 
         run_strategy = live_strategy(strategy, largest)
         for budget in _budgets_for(strategy, budgets):
             accuracies, spent, tokens, parse, cost, correct = [], [], [], [], [], []
+            missing = 0
             for seed in range(seeds):
                 if progress:
                     progress(f"{name}: {strategy.label} at {budget:g} samples/question, seed {seed}")
@@ -197,7 +201,10 @@ async def arun_live_bench(questions: Sequence[Question], backend: AsyncBackend, 
                                      concurrency=concurrency, backend_identity=backend_identity,
                                      max_tokens=max_tokens)
                 engines: list[Engine] = []
-                result = await asolve(questions, backend, config, journal_path=journal_path, on_engine=engines.append)
+                stats = RunStats()
+                result = await asolve(questions, backend, config, journal_path=journal_path, on_engine=engines.append,
+                                      stats=stats)
+                missing += len(unanswered(result, stats))
                 if on_result is not None:
                     on_result(strategy, budget, seed, result, engines[0])
                 accuracies.append(result.accuracy or 0.0)
@@ -211,5 +218,5 @@ async def arun_live_bench(questions: Sequence[Question], backend: AsyncBackend, 
                 ci = accuracy_interval(correct)
             points.append(BenchPoint(name, strategy.label, budget, seeds, mean, ci, statistics.fmean(spent),
                                      statistics.fmean(tokens), statistics.fmean(parse), accuracies,
-                                     statistics.fmean(cost)))
+                                     statistics.fmean(cost), missing))
     return points

@@ -10,9 +10,19 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError, InputError
+from ..errors import BackendError, ConfigError, InputError
 from .backend_options import check_endpoint, local_backend, local_model_options
-from .common import fail_cleanly, parse_budgets, parse_price, split_strategies, stdout_console
+from .common import (
+    CONFIG_PROBE_KINDS,
+    EXIT_BAD_INPUT,
+    EXIT_UNANSWERED,
+    fail_cleanly,
+    one_line,
+    parse_budgets,
+    parse_price,
+    split_strategies,
+    stdout_console,
+)
 
 DEFAULT_STRATEGIES = "single,sc,esc,adaptive,dynscaling-parallel,oracle"
 
@@ -203,6 +213,8 @@ def _live_bench(*, dataset: str, data_dir: Path | None, limit: int | None, subse
 
     async def go() -> Any:
         try:
+            if hasattr(backend, "probe"):  # an endpoint: a wrong URL, key or model is one line before any sample
+                await backend.probe()
             return await arun_live_bench(questions, backend, specs, budget_list, seeds=seeds, name=dataset,
                                          journal_path=journal_path or default_journal_path(),
                                          concurrency=concurrency, backend_identity=identity, max_tokens=max_tokens,
@@ -210,14 +222,25 @@ def _live_bench(*, dataset: str, data_dir: Path | None, limit: int | None, subse
         finally:
             await backend.aclose()
 
-    with err.status("benchmarking") as status:
-        points = asyncio.run(go())
+    try:
+        with err.status("benchmarking") as status:
+            points = asyncio.run(go())
+    except BackendError as error:  # only the probe raises: the runs record failures per question
+        click.echo(f"error: {one_line(error)}", err=True)
+        sys.exit(EXIT_BAD_INPUT if error.kind in CONFIG_PROBE_KINDS else EXIT_UNANSWERED)
 
     _print_points(points, [(dataset, f"{dataset}: {len(questions)} questions, {model} (live)")])
     _write_outputs(points, rows, {"source": "live", "dataset": dataset, "model": model, "base_url": base_url,
                                   "strategies": [s.label for s in specs], "budgets": budget_list, "seeds": seeds,
                                   "questions": len(questions), "backend_requests": backend.requests},
                    run_dir=run_dir, json_path=json_path, plot_dir=plot_dir)
+    failed = [p for p in points if p.unanswered]
+    if failed:  # a failure is not a result: say which points are short, and how to finish them
+        worst = max(failed, key=lambda p: p.unanswered)
+        click.echo(f"{len(failed)} of {len(points)} points have questions with no answer because the backend failed "
+                   f"(at most {worst.unanswered}, {worst.strategy} at {worst.budget:g}); their accuracy counts them "
+                   f"wrong. Run the same command again: every sample paid for is reused", err=True)
+        sys.exit(EXIT_UNANSWERED)
 
 
 

@@ -18,6 +18,8 @@ EXIT_FAILED = 1  # an unexpected failure of ours
 EXIT_BAD_INPUT = 2  # bad input, parameters or environment (journal, output folder); nothing was lost
 EXIT_UNANSWERED = 3  # some questions have no answer because the backend failed; the same command retries them
 EXIT_INTERRUPTED = 130
+#: probe failures that no retry fixes: a wrong host name, key or model is configuration (exit 2); others exit 3
+CONFIG_PROBE_KINDS = ("dns", "auth", "unknown_model")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

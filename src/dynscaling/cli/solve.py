@@ -15,6 +15,7 @@ import click
 from ..errors import BackendError, ConfigError, InputError, JournalError
 from .backend_options import check_endpoint, local_backend, local_model_options
 from .common import (
+    CONFIG_PROBE_KINDS,
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_UNANSWERED,
@@ -28,9 +29,6 @@ from .common import (
 if TYPE_CHECKING:  # the engine's modules load only when a command runs, not for --help
     from ..drivers import RunStats
     from ..types import RunResult
-
-#: Probe failures that no retry fixes: a wrong host name, key or model is configuration (exit 2).
-_CONFIG_PROBE_KINDS = ("dns", "auth", "unknown_model")
 
 
 @click.command()
@@ -186,7 +184,7 @@ def solve(input_path: Path, out_path: Path, base_url: str | None, model: str | N
         result = asyncio.run(go())
     except BackendError as error:  # only the probe raises: the run itself records failures per question
         click.echo(f"error: {one_line(error)}", err=True)
-        sys.exit(EXIT_BAD_INPUT if error.kind in _CONFIG_PROBE_KINDS else EXIT_UNANSWERED)
+        sys.exit(EXIT_BAD_INPUT if error.kind in CONFIG_PROBE_KINDS else EXIT_UNANSWERED)
     except KeyboardInterrupt:
         err.print(f"interrupted: every sample that arrived is kept in {journal}; run the same command again to "
                   "resume without paying twice", highlight=False)
