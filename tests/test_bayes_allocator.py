@@ -96,6 +96,49 @@ class TestAnswerModel:
         assert abs(mean_theta(one_question) - mean_theta(flat)) < abs(mean_theta(confident) - mean_theta(flat))
         assert np.allclose(fit_weights({(1,): 50}, prior_weight=4), flat)  # one vote says nothing
 
+    def test_in_a_batch_whose_modes_hold_under_half_the_samples_the_fit_finds_it_and_values_leaders_closer(
+            self) -> None:
+        """A weak model's batch: each question's right answer gets 30% of the samples, the rest scatter over
+        eleven wrong answers. The fit puts most of its weight on the cells below one half, and the value of a
+        leader (P(it is the mode)) is closer to how often such a leader is the mode than with the grid cut at one
+        half, whose fit piles on ``theta = 0.5`` and calls scattered leaders more settled than they are."""
+        rng = random.Random(3)
+        tallies: list[tuple[int, ...]] = []
+        leader_is_mode: list[bool] = []
+        for _ in range(3000):
+            counts: dict[int, int] = {}
+            order: list[int] = []
+            for _ in range(8):
+                answer = 0 if rng.random() < 0.3 else rng.randrange(1, 12)
+                counts[answer] = counts.get(answer, 0) + 1
+                order.append(answer)
+            top = max(counts.values())
+            leader = next(a for a in order if counts[a] == top)  # the first to reach the top count leads
+            tallies.append(tuple(sorted(counts.values(), reverse=True)))
+            leader_is_mode.append(leader == 0)
+        shapes: dict[tuple[int, ...], int] = {}
+        for shape in tallies:
+            shapes[shape] = shapes.get(shape, 0) + 1
+        weights = fit_weights(shapes, prior_weight=4)
+        assert weights[_THETA < 0.5].sum() > 0.5
+        half_and_up = np.where(_THETA >= 0.5, 1.0, 0.0) / np.count_nonzero(_THETA >= 0.5)
+        cut = fit_weights(shapes, prior_weight=4, toward=half_and_up)  # EM keeps a zero weight at zero
+        assert cut[_THETA < 0.5].sum() == 0.0
+
+        def calibration_error(model: AnswerModel) -> float:
+            total = questions = 0.0
+            for shape, count in shapes.items():
+                if count >= 100:
+                    observed = statistics.fmean(ok for s, ok in zip(tallies, leader_is_mode, strict=True)
+                                                if s == shape)
+                    total += count * abs(model.value(shape) - observed)
+                    questions += count
+            return total / questions
+
+        full, half = calibration_error(AnswerModel(weights, 6)), calibration_error(AnswerModel(cut, 6))
+        assert full < half - 0.01
+        assert full < 0.06
+
     def test_one_more_vote_never_flips_a_leader_so_only_a_longer_look_sees_a_gain(self) -> None:
         model = AnswerModel(fit_weights({(3,): 50, (2, 1): 30, (1, 1, 1): 20}, prior_weight=4), horizon=6)
         for s in [(1,), (2,), (3,)]:
