@@ -111,3 +111,18 @@ def test_the_oracle_without_gold_answers_refuses_to_start() -> None:
     with pytest.raises(ConfigError) as caught:
         OracleAllocator().start([Tally()], 10, random.Random(0))
     assert str(caught.value) == "the oracle allocator needs gold answers (evaluation only)"
+
+
+def test_sc_counts_requests_in_flight_towards_its_cap() -> None:
+    """Live, several requests of one question can be out at once: the cap counts them, so a capped question is
+    never asked for more samples than its cap, whatever has come back yet."""
+    allocator = UniformAllocator(cap=2)
+    allocator.start([Tally(), Tally()], 100, random.Random(0))
+    asked = []
+    for _ in range(10):  # bounded: an allocator that ignores its cap would hand out questions forever
+        qi = allocator.next_question()
+        if qi is None:
+            break
+        allocator.dispatched(qi)  # none lands
+        asked.append(qi)
+    assert sorted(asked) == [0, 0, 1, 1]
