@@ -16,15 +16,16 @@ import pytest
 
 from dynscaling import Budget, Question, Usage, load_pool, replay
 from dynscaling.allocators import BayesAllocator
-from dynscaling.allocators.answer_model import _BETA, _THETA, CELLS, AnswerModel, fit_weights
+from dynscaling.allocators.answer_model import _BETA, _THETA, CELLS, AnswerModel, evidence, fit_weights
 from dynscaling.answers import AnswerClusterer
 from dynscaling.engine import Engine
 from dynscaling.errors import ConfigError
 from dynscaling.pools import Pool, PoolQuestion, bundled_pools
 
 
-def brute_force(labels: list[str], weights: np.ndarray) -> tuple[float, float]:
-    """P(the leader is the mode) and P(the next vote goes to the leader), straight from the generative story:
+def brute_force(labels: list[str], weights: np.ndarray) -> tuple[float, float, float]:
+    """P(the leader is the mode), P(the next vote goes to the leader) and P(it goes to the runner-up: one answer
+    with the most votes after the leader's; 0 with none), straight from the generative story:
     sum over which label is the mode (or an unseen one) and over the grid, multiplying each sample's probability
     in order."""
     counts: dict[str, int] = {}
@@ -49,14 +50,22 @@ def brute_force(labels: list[str], weights: np.ndarray) -> tuple[float, float]:
             joint[h, cell] = weights[cell] * p
     total = joint.sum()
     leader_is_mode = joint[hypotheses.index(leader)].sum() / total
-    to_leader = 0.0
-    for h, mode in enumerate(hypotheses):
-        field_votes = sum(c for lab, c in counts.items() if lab != mode)
-        for cell in range(CELLS):
-            theta, beta = _THETA[cell], _BETA[cell]
-            share = theta if leader == mode else (1 - theta) * counts[leader] / (field_votes + beta)
-            to_leader += joint[h, cell] / total * share
-    return float(leader_is_mode), float(to_leader)
+    others = [lab for lab in counts if lab != leader]
+    runner = max(others, key=lambda lab: counts[lab]) if others else None
+
+    def next_vote(target: str | None) -> float:
+        if target is None:
+            return 0.0
+        p = 0.0
+        for h, mode in enumerate(hypotheses):
+            field_votes = sum(c for lab, c in counts.items() if lab != mode)
+            for cell in range(CELLS):
+                theta, beta = _THETA[cell], _BETA[cell]
+                share = theta if target == mode else (1 - theta) * counts[target] / (field_votes + beta)
+                p += joint[h, cell] / total * share
+        return p
+
+    return float(leader_is_mode), float(next_vote(leader)), float(next_vote(runner))
 
 
 def shape(labels: list[str]) -> tuple[int, ...]:
@@ -73,10 +82,11 @@ class TestAnswerModel:
         rng = np.random.default_rng(len(labels))
         weights = rng.dirichlet(np.ones(CELLS))
         model = AnswerModel(weights, horizon=4)
-        expected_mode, expected_next = brute_force(labels, weights)
-        got_mode, got_next, _ = model.posterior(shape(labels))
+        expected_mode, expected_next, expected_runner = brute_force(labels, weights)
+        got_mode, got_next, got_runner = model.posterior(shape(labels))
         assert got_mode == pytest.approx(expected_mode, rel=1e-9)
         assert got_next == pytest.approx(expected_next, rel=1e-9)
+        assert got_runner == pytest.approx(expected_runner, rel=1e-9, abs=1e-15)
 
     def test_a_unanimous_batch_makes_one_answer_nearly_certain_and_a_diffuse_one_does_not(self) -> None:
         unanimous = AnswerModel(fit_weights({(4,): 90, (3, 1): 10}, prior_weight=4), horizon=4)
@@ -138,6 +148,37 @@ class TestAnswerModel:
         full, half = calibration_error(AnswerModel(weights, 6)), calibration_error(AnswerModel(cut, 6))
         assert full < half - 0.01
         assert full < 0.06
+
+    def test_the_fit_is_the_batchs_maximum_likelihood_prior(self) -> None:
+        """With no shrinkage the fitted weights maximise the batch's likelihood (each tally's probability summed
+        over the grid): no mixture with other weights scores higher. One-vote tallies say nothing and change
+        nothing, wherever they come in the batch; two-vote tallies already move the fit."""
+        batch = {(1,): 80, (2,): 40, (1, 1): 25, (4,): 60, (3, 1): 30, (2, 2): 12, (2, 1, 1): 18, (5, 2, 1): 9,
+                 (1, 1, 1, 1): 15}
+        weights = fit_weights(batch, prior_weight=0)
+
+        def log_likelihood(w: np.ndarray) -> float:
+            return sum(count * float(np.log(evidence(shape)[0] @ w)) for shape, count in batch.items())
+
+        best = log_likelihood(weights)
+        rng = np.random.default_rng(5)
+        for _ in range(40):
+            other = 0.8 * weights + 0.2 * rng.dirichlet(np.ones(CELLS))
+            assert log_likelihood(other) < best
+        without_one_vote = {s: c for s, c in batch.items() if sum(s) > 1}
+        assert np.array_equal(fit_weights(without_one_vote, prior_weight=0), weights)
+        flat = np.full(CELLS, 1 / CELLS)
+        assert not np.allclose(fit_weights({(2,): 100}, prior_weight=4), flat)
+        assert not np.allclose(fit_weights({(1, 1): 100}, prior_weight=4), flat)
+
+    def test_a_tally_of_thousands_of_votes_still_has_a_finite_posterior(self) -> None:
+        """The likelihoods are scaled by their largest before exponentiating: a long-running question's tally
+        must not underflow to 0/0."""
+        model = AnswerModel(np.full(CELLS, 1 / CELLS), horizon=2)
+        for tally in [(900, 500), (2000, 40, 3), (700, 690, 10)]:
+            leader, to_leader, to_runner = model.posterior(tally)
+            assert 0.0 <= leader <= 1.0 and 0.0 <= to_leader <= 1.0 and 0.0 <= to_runner <= 1.0, tally
+        assert model.value((2000, 40, 3)) > 0.99
 
     def test_one_more_vote_never_flips_a_leader_so_only_a_longer_look_sees_a_gain(self) -> None:
         model = AnswerModel(fit_weights({(3,): 50, (2, 1): 30, (1, 1, 1): 20}, prior_weight=4), horizon=6)

@@ -155,8 +155,6 @@ class AnswerModel:
     """The values an allocator needs, for one set of grid weights, memoised by shape."""
 
     def __init__(self, weights: np.ndarray, horizon: int) -> None:
-        with np.errstate(divide="ignore"):
-            self._log_weights = np.log(weights)
         self.weights = weights
         self.horizon = horizon
         self._posterior: dict[Shape, tuple[float, float, float]] = {}
