@@ -264,6 +264,13 @@ class BayesAllocator(Allocator):
     def _landed(self, qi: int) -> None:
         self._count(qi)
 
+    def abandoned(self, qi: int) -> None:
+        # A failed request is no sample: the question goes back in the queue, but the refit schedule does not move,
+        # so a resumed run (which never saw the failure) refits at the same tallies and decides the same.
+        self.pending[qi] -= 1
+        self.inflight -= 1
+        self._push(qi)
+
     def _count(self, qi: int) -> None:
         # A refit happens when a sample lands, never when a request is asked for: a live run asks at moments a
         # journal replay does not (a request refused for budget, a question at max_inflight), and a refit must
