@@ -261,9 +261,6 @@ class BayesAllocator(Allocator):
         if self._t >= self._refit_at:
             self._rebuild()
 
-    def _landed(self, qi: int) -> None:
-        self._count(qi)
-
     def abandoned(self, qi: int) -> None:
         # A failed request is no sample: the question goes back in the queue, but the refit schedule does not move,
         # so a resumed run (which never saw the failure) refits at the same tallies and decides the same.
