@@ -26,6 +26,8 @@ from collections.abc import Callable
 
 import pytest
 
+from allocator_driving import Events
+from allocator_driving import drive as drive_agent
 from dynscaling.allocators.answer_model import AnswerModel, fit_weights
 from dynscaling.allocators.bayes import BayesAllocator
 from dynscaling.allocators.length_groups import LengthGroups
@@ -148,59 +150,19 @@ class Reference:
 
 
 def drive(make: Callable[[list[Tally], list[list[Usage]]], object], streams: list[list[Sample]], budget: int, *,
-          inflight: int = 0, fail_every: int = 0, closing: dict[int, int] | None = None,
-          seed: int = 0) -> list[tuple[str, int]]:
-    """Run a source against an allocator or the reference. ``inflight`` 0: replay (each sample counted, then
-    ``sampled``); otherwise up to that many requests out at once, landing in a seeded random order, every
-    ``fail_every``-th one failing. ``closing`` maps a number of samples landed to a question closed then."""
+          inflight: int = 0, fail_every: int = 0, closing: dict[int, int] | None = None, seed: int = 0) -> Events:
+    """``allocator_driving.drive`` on a fresh allocator or reference (``make``), with the streams as the source:
+    each sample's usage is appended before its answer is counted, as the engine does."""
     tallies = [Tally() for _ in streams]
     usages: list[list[Usage]] = [[] for _ in streams]
-    agent = make(tallies, usages)
-    events: list[tuple[str, int]] = []
-    to_close = dict(closing or {})
-    flying: list[int] = []
-    rng = random.Random(seed + 77)
-    landed = requests = 0
 
-    def count(qi: int) -> None:
+    def serve(qi: int) -> None:
         cls, tokens = streams[qi][tallies[qi].samples]
         usages[qi].append(Usage(prompt_tokens=30, completion_tokens=tokens))
         tallies[qi].add(cls)
 
-    while landed < budget:
-        if landed in to_close:
-            qi = to_close.pop(landed)
-            agent.close(qi)  # type: ignore[attr-defined]
-            events.append(("close", qi))
-        if not inflight:
-            qi = agent.next_question()  # type: ignore[attr-defined]
-            if qi is None:
-                break
-            count(qi)
-            agent.sampled(qi)  # type: ignore[attr-defined]
-            events.append(("sample", qi))
-            landed += 1
-            continue
-        while len(flying) < inflight and landed + len(flying) < budget:
-            qi = agent.next_question()  # type: ignore[attr-defined]
-            if qi is None:
-                break
-            agent.dispatched(qi)  # type: ignore[attr-defined]
-            flying.append(qi)
-            events.append(("ask", qi))
-        if not flying:
-            break
-        qi = flying.pop(rng.randrange(len(flying)))
-        requests += 1
-        if fail_every and requests % fail_every == 0:
-            agent.abandoned(qi)  # type: ignore[attr-defined]
-            events.append(("fail", qi))
-            continue
-        count(qi)
-        agent.landed(qi)  # type: ignore[attr-defined]
-        events.append(("land", qi))
-        landed += 1
-    return events
+    return drive_agent(make(tallies, usages), serve, budget, inflight=inflight, fail_every=fail_every,
+                       closing=closing, seed=seed)
 
 
 def both(streams: list[list[Sample]], budget: int, seed: int, unit_cost: Callable[[int], float] | None = None,

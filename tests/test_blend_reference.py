@@ -15,6 +15,8 @@ import random
 
 import pytest
 
+from allocator_driving import Events
+from allocator_driving import drive as drive_agent
 from dynscaling.allocators import BlendAscAllocator
 from dynscaling.allocators.baselines import OracleAllocator, UniformAllocator
 from dynscaling.allocators.stopping import ppr_statistic
@@ -96,43 +98,15 @@ class Reference:
 
 
 def drive(agent: Reference | BlendAscAllocator, streams: list[list[int | None]], budget: int, *, inflight: int,
-          fail_every: int = 0, closing: dict[int, int] | None = None, seed: int = 0) -> list[tuple[str, int]]:
-    """Run a source against ``agent`` (the allocator or the reference): up to ``inflight`` requests at once,
-    landing in a seeded random order; every ``fail_every``-th request fails; ``closing`` maps a number of samples
-    landed to a question the engine closes then. Returns every event."""
-    tallies = agent.tallies
+          fail_every: int = 0, closing: dict[int, int] | None = None, seed: int = 0) -> Events:
+    """``allocator_driving.drive`` with the streams as the source, always live (``inflight`` >= 1)."""
     served = [0] * len(streams)
-    events: list[tuple[str, int]] = []
-    flying: list[int] = []
-    to_close = dict(closing or {})
-    rng = random.Random(seed + 1000)
-    requests = landed = 0
-    while landed < budget:
-        if landed in to_close:
-            qi = to_close.pop(landed)
-            agent.close(qi)
-            events.append(("close", qi))
-        while len(flying) < inflight and landed + len(flying) < budget:
-            qi = agent.next_question()
-            if qi is None:
-                break
-            agent.dispatched(qi)
-            flying.append(qi)
-            events.append(("ask", qi))
-        if not flying:
-            break
-        qi = flying.pop(rng.randrange(len(flying)))
-        requests += 1
-        if fail_every and requests % fail_every == 0:
-            agent.abandoned(qi)
-            events.append(("fail", qi))
-            continue
-        tallies[qi].add(streams[qi][served[qi]])
+
+    def serve(qi: int) -> None:
+        agent.tallies[qi].add(streams[qi][served[qi]])
         served[qi] += 1
-        agent.landed(qi)
-        landed += 1
-        events.append(("land", qi))
-    return events
+
+    return drive_agent(agent, serve, budget, inflight=inflight, fail_every=fail_every, closing=closing, seed=seed)
 
 
 def allocator(questions: int, budget: int | None, seed: int, horizon: float = 8.0) -> BlendAscAllocator:
