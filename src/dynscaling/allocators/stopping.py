@@ -141,7 +141,8 @@ class ConsolAllocator(_SequentialRule):
         return min(t, self.cap - tally.samples)
 
     def describe(self) -> str:
-        return f"consol(p1={self.p1}, alpha={self.alpha}, beta={self.beta}, max_trials={self.cap})"
+        # 10 significant digits: the default beta is 1 - 0.05 - 0.000024, which prints as 0.9499759999999999
+        return f"consol(p1={self.p1:.10g}, alpha={self.alpha:.10g}, beta={self.beta:.10g}, max_trials={self.cap})"
 
 
 # ---- PPR-1v1 --------------------------------------------------------------------------------------------------
