@@ -71,14 +71,15 @@ class Counting:
         self.backend = backend
         self.generated = 0
         self.requests = 0
-        for name in ("count_prompt_tokens", "count_tokens", "prompt_token_limit"):
+        for name in ("count_prompt_tokens", "count_tokens", "prompt_token_limit", "request_options"):
             if hasattr(backend, name):
                 setattr(self, name, getattr(backend, name))
 
-    async def agenerate(self, messages: Sequence[Mapping[str, Any]], n: int = 1, *,
-                        seed: int | None = None) -> list[Sample]:
+    async def agenerate(self, messages: Sequence[Mapping[str, Any]], n: int = 1, *, seed: int | None = None,
+                        sampling: Mapping[str, Any] | None = None) -> list[Sample]:
         self.requests += 1
-        samples = await self.backend.agenerate(messages, n, seed=seed)
+        samples = await (self.backend.agenerate(messages, n, seed=seed) if sampling is None
+                         else self.backend.agenerate(messages, n, seed=seed, sampling=sampling))
         self.generated += len(samples)
         return samples
 
@@ -117,6 +118,30 @@ class TestInProcessBackend:
         samples = run(local.agenerate(long, 1, seed=1))
         assert samples[0].finish_reason == "length"
         assert samples[0].usage.completion_tokens == MAX_TOKENS
+
+    def test_a_request_sets_its_own_sampling_parameters(self, local: LlamaCppBackend) -> None:
+        short = local.generate(QUESTION, 2, seed=5, sampling={"max_tokens": 2, "temperature": 0.0})
+        assert [s.finish_reason for s in short] == ["length", "length"]
+        assert all(s.usage.completion_tokens == 2 for s in short)
+        assert short[0].text == short[1].text  # temperature 0: the seed no longer matters
+        # the backend's own settings are untouched by a request that set its own
+        assert local.generate(QUESTION, 1, seed=5)[0].usage.completion_tokens > 2
+        assert local.request_options()["max_tokens"] == MAX_TOKENS
+
+    def test_a_request_stop_sequence_ends_the_sample_before_it(self, local: LlamaCppBackend) -> None:
+        free = local.generate(QUESTION, 1, seed=1, sampling={"temperature": 0.0})[0].text or ""
+        word = free.split()[1]  # a word the greedy reply goes on past
+        cut = local.generate(QUESTION, 1, seed=1, sampling={"temperature": 0.0, "stop": word})[0]
+        assert cut.finish_reason == "stop"
+        assert word not in (cut.text or "") and free.startswith((cut.text or "").rstrip())
+
+    def test_a_parameter_it_cannot_honour_is_refused_by_name(self, local: LlamaCppBackend) -> None:
+        with pytest.raises(ConfigError, match="^logit_bias: not a sampling parameter"):
+            local.generate(QUESTION, 1, sampling={"logit_bias": {"1": 5}})
+        with pytest.raises(ConfigError, match=r"^max_tokens: must be between 1 and n_ctx - 1 = 2047, got 5000$"):
+            local.generate(QUESTION, 1, sampling={"max_tokens": 5000})
+        with pytest.raises(ConfigError, match="^top_p: must be a number"):
+            local.generate(QUESTION, 1, sampling={"top_p": "high"})
 
     def test_a_prompt_longer_than_the_context_is_refused_not_truncated(self, local: LlamaCppBackend) -> None:
         huge = [{"role": "user", "content": "one two three " * 1000}]
@@ -412,3 +437,32 @@ class TestRecordAndServe:
         # five short replies: a 135M model states the sum in at least one (with three, all abstained once in 14 runs)
         assert extra["answer"] is not None
         assert extra["answer"] in (reply.choices[0].message.content or "")  # the text of a sample that voted for it
+
+    def test_serve_passes_a_requests_sampling_parameters_to_the_local_model(self, local: LlamaCppBackend) -> None:
+        pytest.importorskip("uvicorn")
+        import openai
+
+        from dynscaling.server import ServeConfig, create_app
+        from test_server import Uvicorn
+
+        config = ServeConfig(upstream_url="local:", upstream_model="smollm2", answer_type="number",
+                             strategy="sc", journal_path=None)
+        counting = Counting(local)
+        app = create_app(config, upstream_backend=counting)
+        with Uvicorn(app) as url:
+            client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+            reply = client.chat.completions.create(model="dynscaling/3/smollm2", messages=QUESTION,  # type: ignore[arg-type]
+                                                   max_tokens=2)
+            assert reply.usage is not None and reply.usage.completion_tokens == 3 * 2  # each sample cut at 2
+            assert {c.finish_reason for c in reply.choices} == {"length"}
+            before = counting.generated
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.chat.completions.create(model="dynscaling/3/smollm2", messages=QUESTION,  # type: ignore[arg-type]
+                                               response_format={"type": "json_object"}, stream=True)
+            assert refused.value.code == "unsupported_parameter"
+            assert "response_format: not supported by the local model" in refused.value.message
+            with pytest.raises(openai.BadRequestError) as too_long:
+                client.chat.completions.create(model="dynscaling/3/smollm2", messages=QUESTION,  # type: ignore[arg-type]
+                                               max_completion_tokens=100_000)
+            assert too_long.value.code == "invalid_value" and "n_ctx - 1 = 2047" in too_long.value.message
+            assert counting.generated == before  # refused before a sample was drawn

