@@ -183,6 +183,25 @@ class TestSynchronousReplay:
         assert result.samples == sum(map(len, served))
         assert_tallies_recount_what_was_served(pool, engine, served)
         assert engine.ledger.reserved_samples == 0
+        # a budget in samples alone is counted in locals during the loop: the ledger must still hold every token
+        assert engine.ledger.spent_samples == result.samples
+        assert engine.ledger.spent_tokens == sum(pool.entries[qi].usages[p].total_tokens
+                                                 for qi, positions in enumerate(served) for p in positions)
+        assert result.usage.total_tokens == engine.ledger.spent_tokens
+
+    @settings(max_examples=80, deadline=None)
+    @given(answer_lists, st.sampled_from(PARALLEL_STRATEGIES), st.integers(1, 20), st.integers(0, 200),
+           st.integers(0, 2**16))
+    def test_a_budget_in_samples_and_tokens_holds_both_caps(self, answers: list, strategy: str, samples: int,
+                                                            tokens: int, seed: int) -> None:
+        pool = make_pool(answers)
+        engine, served = run_sync_recorded(pool, strategy, Budget(samples=samples, tokens=tokens), seed)
+        assert engine.ledger.spent_samples <= samples
+        assert engine.ledger.spent_tokens <= tokens
+        assert engine.ledger.spent_samples == sum(t.samples for t in engine.tallies)
+        # the one sample that can be served and not counted: the last, over the token cap, which ends the run
+        assert sum(map(len, served)) - engine.ledger.spent_samples in (0, 1)
+        assert engine.result().usage.total_tokens == engine.ledger.spent_tokens
 
     @settings(max_examples=60, deadline=None)
     @given(answer_lists, st.sampled_from(PARALLEL_STRATEGIES), budgets_in_samples, st.integers(0, 2**16))

@@ -8,6 +8,7 @@ spend plus everything in flight never passes the cap, whatever the concurrency, 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -68,6 +69,12 @@ class Ledger:
         self.reserved_tokens = 0
         self.reserved_usd = 0.0
         self._max_samples = budget.samples if budget.samples is not None else float("inf")
+
+    def room(self) -> int:
+        """How many more samples the sample cap admits, reserved ones counted (``sys.maxsize`` with no cap)."""
+        if self.budget.samples is None:
+            return sys.maxsize
+        return max(0, self.budget.samples - self.spent_samples - self.reserved_samples)
 
     def can_reserve(self, tokens: int = 0, usd: float = 0.0) -> bool:
         b = self.budget

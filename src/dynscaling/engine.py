@@ -223,7 +223,8 @@ class Engine:
         next sample's answer class and cost, or raises ``BackendError``.
 
         The same allocator, ledger and tallies as ``next_request``/``deliver_class``, one sample at a time, minus
-        the request object per sample: this loop is what makes benches run at CPU speed.
+        the request object per sample: this loop is what makes benches run at CPU speed. With a budget in samples
+        alone the ledger is a count kept in locals and settled when the loop ends.
         """
         if self.needs_messages or self.estimate_cost is not _free:
             raise ConfigError("run_sync serves parallel samples only; use next_request/deliver for live backends")
@@ -236,29 +237,42 @@ class Engine:
         can_reserve = ledger.can_reserve
         next_question = allocator.next_question
         sampled = allocator.sampled
+        counted = self.budget.tokens is None and self.budget.usd is None
+        room = ledger.room()
+        spent = tokens = 0
+        usd = 0.0
         held, self._held = self._held, None
-        while True:
-            if held is not None:
-                qi, held = held, None
-            else:
-                qi = next_question()
-                if qi is None:
+        try:
+            while True:
+                if held is not None:
+                    qi, held = held, None
+                else:
+                    qi = next_question()
+                    if qi is None:
+                        return
+                if spent >= room if counted else not can_reserve():
+                    self._held = qi
                     return
-            if not can_reserve():
-                self._held = qi
-                return
-            requested[qi] += 1
-            try:
-                cls, usage = draw(qi)
-            except BackendError as error:
-                allocator.dispatched(qi)
-                self._failed(qi, error)
-                continue
-            if not charge(usage):  # over a token or money cap: the run ends here, as a live run would
-                return
-            costs[qi].append(usage)
-            tallies[qi].add(cls)
-            sampled(qi)
+                requested[qi] += 1
+                try:
+                    cls, usage = draw(qi)
+                except BackendError as error:
+                    allocator.dispatched(qi)
+                    self._failed(qi, error)
+                    continue
+                if counted:
+                    spent += 1
+                    tokens += usage.prompt_tokens + usage.completion_tokens
+                    usd += usage.cost_usd
+                elif not charge(usage):  # over a token or money cap: the run ends here, as a live run would
+                    return
+                costs[qi].append(usage)
+                tallies[qi].add(cls)
+                sampled(qi)
+        finally:
+            ledger.spent_samples += spent
+            ledger.spent_tokens += tokens
+            ledger.spent_usd += usd
 
     def samples_detail(self, qi: int) -> list[dict[str, object]]:
         """The complete samples of a live run's question, for reports: text, answer, whether it saw a chain."""
