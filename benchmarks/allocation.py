@@ -5,7 +5,7 @@ order, the same for every method, so comparisons are paired):
 
 - budget methods, one curve point per budget (samples per question): ``sc`` at 1, 1.5, 2, ..., pool size; the
   default (``--default``, ``dynscaling-parallel`` as registered when the script runs), ``blend-asc`` and the
-  ``oracle`` at 1, 1.25, ..., 4, 5, 6, 8, 10, 12, 16, ... pool size;
+  ``oracle`` at 1, 1.25, ..., 4, then at most about 12% apart (4.5, 5, 5.5, ..., 42, 45, 48) up to the pool size;
 - per-question stopping rules, one curve point per threshold, uncapped except by the pool: ``esc`` over its
   window ``w``, ``adaptive`` over its Beta threshold, ``consol`` over the SPRT margin (``p1``), ``ppr`` over
   ``delta``; each sweep runs from the loosest setting (about one sample per question), doubles its step where
@@ -24,7 +24,9 @@ Then, for every method:
   which favours the peer slightly.)
 - the geometric mean over pools of SC's samples/q to target over each method's.
 
-Writes ``allocation.md`` and ``allocation.json`` to ``--out`` and prints the tables.
+Writes ``allocation.md``, ``allocation.json`` and a figure, ``allocation.png`` / ``.svg`` (one panel per pool:
+accuracy against samples/q spent, every method), to ``--out`` and prints the tables; ``--replot JSON`` redraws
+the figure from a saved ``allocation.json``.
 
     nice -n 10 python benchmarks/allocation.py                 # all pools, 10 seeds
     nice -n 10 python benchmarks/allocation.py --quick --pool gpt4_gsm8k_x12
@@ -81,8 +83,12 @@ class Point:
 # ---- grids ------------------------------------------------------------------------------------------------
 
 def fine_budgets(size: int, quick: bool) -> list[float]:
+    """Budgets at most about 12% apart above 4 samples/q: samples-to-target interpolates linearly between points
+    of a rising, flattening (concave) curve, which reads the crossing late where the points are far apart (24
+    and 32 on LLaMA-2 put it at 27.3)."""
     low = [1, 1.5, 2, 3, 4] if quick else [1 + i / 4 for i in range(13)]
-    high = [6, 8, 12, 16, 24, 32, 48] if quick else [5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48]
+    high = [6, 8, 12, 16, 24, 32, 48] if quick else [4.5, 5, 5.5, 6, 6.5, 7, 7.5, 8, 9, 10, 11, 12, 13.5, 15, 16.5,
+                                                      18, 20, 22, 24, 26.5, 29, 32, 35, 38.5, 42, 45, 48]
     return sorted({b for b in [*low, *high] if b <= size} | {float(size)})
 
 
@@ -274,6 +280,69 @@ def summary_table(summaries: Sequence[dict[str, object]], methods: Sequence[str]
     return lines
 
 
+# ---- figure -----------------------------------------------------------------------------------------------
+
+#: how each method is drawn: the default in front and bold, the reference bounds thin and grey
+_STYLE = {"default": {"color": "#1f4fa3", "linewidth": 2.2, "zorder": 5}, "sc": {"color": "#333333"},
+          "oracle": {"color": "#9a9a9a", "linestyle": ":"}}
+_PEER_COLORS = {"blend-asc": "#e07b00", "esc": "#2ca02c", "adaptive": "#d62728", "consol": "#9467bd",
+                "ppr": "#8c564b"}
+
+
+def plot(records: Sequence[dict[str, object]], default: str, seeds: int, out: Path) -> list[Path]:
+    """One panel per pool: each method's mean accuracy against mean samples/q spent (log scale), the default with
+    its 95% band over seeds, and SC's target as a dashed line. Writes ``allocation.png`` and ``.svg``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = min(4, len(records))
+    rows = math.ceil(len(records) / columns)
+    figure = Figure(figsize=(3.6 * columns, 3.0 * rows + 0.5), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for ax, record in zip(axes.flat, records, strict=False):
+        curves = record["curves"]
+        assert isinstance(curves, dict)
+        shown: list[float] = [float(record["target"])]  # type: ignore[arg-type]
+        for method, points in curves.items():
+            ordered = sorted(points, key=lambda p: statistics.fmean(p["spends"]))
+            x = [statistics.fmean(p["spends"]) for p in ordered]
+            y = [statistics.fmean(p["accuracies"]) for p in ordered]
+            if method != "oracle":  # the oracle runs off the top: the methods' differences are what is read here
+                shown += y
+            style = _STYLE.get(method, {"color": _PEER_COLORS.get(method, "#17becf"), "linewidth": 1.1})
+            ax.plot(x, y, label="default" if method == "default" else method, marker="o", markersize=2.2,
+                    **{"linewidth": 1.3, **style})
+            if method == "default":
+                bands = [mean_ci95(p["accuracies"])[1] for p in ordered]
+                ax.fill_between(x, [a - b for a, b in zip(y, bands, strict=True)],
+                                [a + b for a, b in zip(y, bands, strict=True)], color=style["color"], alpha=0.15,
+                                linewidth=0)
+        ax.axhline(float(record["target"]), color="#555555", linestyle="--", linewidth=0.8)  # type: ignore[arg-type]
+        pad = 0.06 * (max(shown) - min(shown)) or 0.01
+        ax.set_ylim(min(shown) - pad, max(shown) + pad)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{record['pool']} ({record['questions']} q)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, which="both", alpha=0.25)
+    for ax in axes.flat[len(records):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("samples per question spent", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy", fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
+    figure.suptitle(f"Accuracy at equal spent samples, {seeds} seeds (default: {default}; dashed: SC's whole-pool "
+                    f"accuracy - {TOLERANCE})", fontsize=9)
+    written = []
+    for suffix in ("png", "svg"):
+        path = out / f"allocation.{suffix}"
+        figure.savefig(path, dpi=150, metadata={"Software": None} if suffix == "png" else {"Date": None})
+        written.append(path)
+    return written
+
+
 def _shared_pools() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "data" / "pools"
 
@@ -295,7 +364,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer seeds, coarser grids: a smoke run")
     parser.add_argument("--default", default=DEFAULT, help=f"the strategy spec under test (default {DEFAULT})")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--replot", type=Path, metavar="JSON",
+                        help="draw allocation.png/.svg into --out from an allocation.json already written, and stop")
     args = parser.parse_args()
+    if args.replot:
+        saved = json.loads(args.replot.read_text())
+        args.out.mkdir(parents=True, exist_ok=True)
+        print("\n".join(map(str, plot(saved["pools"], saved["default"], saved["seeds"], args.out))))
+        return
     seeds = args.seeds or (3 if args.quick else 10)
     if seeds < 2:
         sys.exit("--seeds must be at least 2 (the intervals are over seeds)")
@@ -327,6 +403,7 @@ def main() -> None:
                                                           "quick": args.quick, "seconds": round(elapsed, 1),
                                                           "cpu_seconds": round(cpu, 1),
                                                           "pools": records}, indent=1) + "\n")
+    plot(records, args.default, seeds, args.out)
     print("\n".join(report))
 
 

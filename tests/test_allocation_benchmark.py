@@ -97,6 +97,14 @@ def test_a_quick_run_writes_the_table_and_the_json_for_every_method(tmp_path: Pa
     for method in methods:
         assert method in report
     assert "default - best peer" in report and done.stdout.startswith("# Allocation at equal spend")
+    assert (out / "allocation.png").read_bytes().startswith(b"\x89PNG")
+    assert b"<svg" in (out / "allocation.svg").read_bytes()[:2000]
+    # --replot draws the same figure from the saved JSON, without running anything
+    again = tmp_path / "replot"
+    redone = subprocess.run([sys.executable, str(SCRIPT), "--replot", str(out / "allocation.json"), "--out",
+                             str(again)], capture_output=True, text=True, timeout=120, check=False)
+    assert redone.returncode == 0, redone.stderr
+    assert (again / "allocation.png").read_bytes() == (out / "allocation.png").read_bytes()
 
 
 def test_an_unknown_pool_name_is_a_one_line_error(tmp_path: Path) -> None:
