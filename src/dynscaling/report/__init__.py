@@ -12,6 +12,9 @@ disagree. Per-question sections read ``questions.jsonl`` (seed 0) and say so whe
 
 matplotlib is imported inside the plotting functions only (Agg canvas, no pyplot state for reports), so the core
 never pays for it.
+
+The modules: ``analysis`` (numbers from the run's records), ``figures``, ``content`` (what both renderings
+say), ``html_page`` and ``markdown_page`` (the two renderings), ``formatting`` (their shared helpers).
 """
 
 from __future__ import annotations

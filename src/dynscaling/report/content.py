@@ -1,5 +1,4 @@
-"""What both renderings of a report say: the run's facts, how to read the numbers, the rows of each table.
-"""
+"""What both renderings of a report say: the run's facts, how to read the numbers, the rows of each table."""
 
 from __future__ import annotations
 

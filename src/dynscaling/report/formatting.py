@@ -1,5 +1,4 @@
-"""Formatting helpers shared by the HTML and Markdown renderings: numbers, escaping, tables.
-"""
+"""Formatting helpers shared by the HTML and Markdown renderings: numbers, escaping, tables."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The self-contained HTML rendering of a report: inline SVG and CSS, no script, no external file.
-"""
+"""The self-contained HTML rendering of a report: inline SVG and CSS, no script, no external file."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The Markdown rendering of a report: the same tables as the HTML page, PNG figures beside it.
-"""
+"""The Markdown rendering of a report: the same tables as the HTML page, PNG figures beside it."""
 
 from __future__ import annotations
 
