@@ -31,6 +31,10 @@ move fastest then, and place every second and third sample), then by ``refit``; 
 group's prior keeps the models (and their memos) and waits longer. A new model of a large batch values every
 shape met so far at once (``shape_lattice``), the same values to the bit.
 
+An index under 1e-5 per sample counts as none (``_NOISE``): where no look-ahead can overturn the leader, the
+look-ahead's own error (it takes a vote for a third answer as no change) read 1e-7 to 3e-6 on the pools, so past
+the real gains the least settled questions go first, not those whose error happens to be positive.
+
 A question retires when its index falls below ``min_gain`` (expected extra right answers a sample must buy; 0
 spends the whole budget). The next question comes from a heap, ``O(log Q)`` per decision; values are memoised by
 tally shape between refits.
@@ -63,8 +67,8 @@ _LATTICE_SHARE = 4
 _TIE_BREAK = 1e-9
 #: an index below this (expected extra right answers per sample) is the look-ahead's error, not a gain: it takes a
 #: vote for a third answer as no change, which is not exact, so a unanimous 9-0 tally, which no 6 votes can
-#: overturn, reads 1.6e-7 per vote where it should read 0 (gpt-3.5 T=0.8's batch prior), and at high spend such
-#: tallies drew the samples that a 8-4 race (its leader 0.76 likely the mode) needed
+#: overturn, reads about 1.5e-7 per vote where it should read 0 (gpt-3.5 T=0.8's batch prior), and at high spend
+#: such tallies drew the samples that an 8-4 race (its leader about 0.75 likely the mode) needed
 _NOISE = 1e-5
 
 #: a queue entry: (-priority, random rank, question, version); a stale version is skipped when it comes out
