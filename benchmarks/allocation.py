@@ -43,6 +43,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -343,6 +344,29 @@ def plot(records: Sequence[dict[str, object]], default: str, seeds: int, out: Pa
     return written
 
 
+def read_saved(path: Path) -> dict[str, Any]:
+    """An ``allocation.json`` this script wrote, or exit with one line naming the file and what is wrong."""
+    try:
+        saved = json.loads(path.read_text())
+    except OSError as error:
+        sys.exit(f"{path}: cannot read it ({error.strerror or error})")
+    except json.JSONDecodeError as error:
+        sys.exit(f"{path}:{error.lineno}: not JSON ({error.msg})")
+    if not isinstance(saved, dict):
+        sys.exit(f"{path}: expected the JSON object allocation.py writes")
+    missing = next((k for k in ("default", "seeds", "pools") if k not in saved), None)
+    if missing is not None:
+        sys.exit(f"{path}: missing field {missing!r} (not an allocation.json written by this script?)")
+    if not isinstance(saved["pools"], list) or not saved["pools"]:
+        sys.exit(f"{path}: field 'pools' holds no pool to draw")
+    for number, pool in enumerate(saved["pools"], start=1):
+        absent = next((k for k in ("pool", "questions", "target", "curves") if not isinstance(pool, dict)
+                       or k not in pool), None)
+        if absent is not None:
+            sys.exit(f"{path}: pools[{number - 1}] has no field {absent!r}")
+    return saved
+
+
 def _shared_pools() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "data" / "pools"
 
@@ -368,7 +392,7 @@ def main() -> None:
                         help="draw allocation.png/.svg into --out from an allocation.json already written, and stop")
     args = parser.parse_args()
     if args.replot:
-        saved = json.loads(args.replot.read_text())
+        saved = read_saved(args.replot)
         args.out.mkdir(parents=True, exist_ok=True)
         print("\n".join(map(str, plot(saved["pools"], saved["default"], saved["seeds"], args.out))))
         return

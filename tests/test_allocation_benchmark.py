@@ -112,3 +112,23 @@ def test_an_unknown_pool_name_is_a_one_line_error(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0 and "no pool 'no-such-pool'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    (None, "cannot read it"),
+    ("{", ":1: not JSON"),
+    ("[]", "expected the JSON object"),
+    ('{"pools": []}', "missing field 'default'"),
+    ('{"default": "x", "seeds": 2, "pools": []}', "holds no pool"),
+    ('{"default": "x", "seeds": 2, "pools": [{"pool": "p"}]}', "pools[0] has no field 'questions'"),
+])
+def test_replot_of_a_bad_file_is_a_one_line_error_naming_it(tmp_path: Path, content: str | None, says: str) -> None:
+    saved = tmp_path / "allocation.json"
+    if content is not None:
+        saved.write_text(content)
+    done = subprocess.run([sys.executable, str(SCRIPT), "--replot", str(saved), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith(str(saved)) and says in done.stderr
+    assert not (tmp_path / "out" / "allocation.png").exists()
