@@ -39,17 +39,19 @@ def reference_lookahead(model: AnswerModel):  # noqa: ANN201 (a closure over the
     def lookahead(shape: Shape, k: int) -> float:
         if k == 0 or not shape:
             return model.value(shape)
-        _, to_leader, to_runner = model.posterior(shape)
+        value, to_leader, to_runner, _ = model.posterior(shape)
         v1 = shape[0]
         v2 = shape[1] if len(shape) > 1 else 0
         rest = shape[2:]
-        now = lookahead(shape, k - 1)
-        after_leader = lookahead((v1 + 1, v2, *rest) if v2 else (v1 + 1, *rest), k - 1)
+        after_leader = (v1 + 1, v2, *rest) if v2 else (v1 + 1, *rest)
         if not v2:
-            return to_leader * after_leader + (1.0 - to_leader) * lookahead((v1, 1), k - 1)
+            return to_leader * lookahead(after_leader, k - 1) + (1.0 - to_leader) * lookahead((v1, 1), k - 1)
         runner = (v1, v2 + 1, *rest) if v2 + 1 <= v1 else (v2 + 1, v1, *rest)
-        return (to_leader * after_leader + to_runner * lookahead(runner, k - 1)
-                + max(0.0, 1.0 - to_leader - to_runner) * now)
+        # a third answer's vote: the value the martingale leaves for it, plus this shape's gain over k - 1 votes
+        old_leader = model.value(runner) if v2 < v1 else model.posterior(runner)[3]
+        third = value - to_leader * model.value(after_leader) - to_runner * old_leader
+        return (to_leader * lookahead(after_leader, k - 1) + to_runner * lookahead(runner, k - 1) + third
+                + max(0.0, 1.0 - to_leader - to_runner) * (lookahead(shape, k - 1) - value))
 
     return lookahead
 
@@ -180,7 +182,7 @@ def test_the_lattice_values_every_shape_as_the_one_shape_path_does_bit_for_bit(o
     one_shape = AnswerModel(weights, horizon=6)
     reference = reference_lookahead(AnswerModel(weights, horizon=6))
     for i, shape in enumerate(lattice.shapes):
-        posterior = (values.leader[i], values.to_leader[i], values.to_runner[i])
+        posterior = (values.leader[i], values.to_leader[i], values.to_runner[i], values.runner[i])
         assert tuple(map(float, posterior)) == one_shape.posterior(shape), shape
         assert values.depth[i] == min(6, 7 - sum(shape)), shape
         for k in range(values.depth[i] + 1):

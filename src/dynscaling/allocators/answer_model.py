@@ -103,8 +103,8 @@ _evidence_cache: dict[Shape, np.ndarray] = {}
 def evidence(shape: Shape) -> np.ndarray:
     """What the posterior needs of a shape, as rows over the grid cells, so that one product with the weights
     gives it: the tally's likelihood, its likelihood with the leader as the mode, the share of the next vote that
-    goes to field answers per vote they hold, and the corrections to that share where the leader (then the
-    runner-up) is the mode. All scaled by one constant, which cancels."""
+    goes to field answers per vote they hold, the corrections to that share where the leader (then the runner-up)
+    is the mode, and the likelihood with the runner-up as the mode. All scaled by one constant, which cancels."""
     found = _evidence_cache.get(shape)
     if found is not None:
         return found
@@ -119,7 +119,7 @@ def evidence(shape: Shape) -> np.ndarray:
     if v2:
         runner_group = counts.index(v2)
         runner = likelihood[runner_group] / multiplicity[runner_group]
-        rows.append(runner * (_THETA - v2 * share[runner_group]))
+        rows += [runner * (_THETA - v2 * share[runner_group]), runner]
     found = np.vstack(rows)
     if len(_evidence_cache) < 1 << 16:
         _evidence_cache[shape] = found
@@ -157,7 +157,7 @@ class AnswerModel:
     def __init__(self, weights: np.ndarray, horizon: int) -> None:
         self.weights = weights
         self.horizon = horizon
-        self._posterior: dict[Shape, tuple[float, float, float]] = {}
+        self._posterior: dict[Shape, tuple[float, float, float, float]] = {}
         # shape -> [W_0, W_1, ..., W_k]: every look-ahead of a shape computed so far, in one list, so a shape's
         # look-aheads over all horizons cost one lookup and one pass, not one memoised call per horizon
         self._ahead: dict[Shape, list[float]] = {}
@@ -170,7 +170,8 @@ class AnswerModel:
         values = LATTICE.values(self.weights, self.horizon)
         self._lattice = values
         shapes = LATTICE.shapes[:len(values.leader)]  # those valued (another thread may have added more since)
-        posteriors = zip(values.leader.tolist(), values.to_leader.tolist(), values.to_runner.tolist(), strict=True)
+        posteriors = zip(values.leader.tolist(), values.to_leader.tolist(), values.to_runner.tolist(),
+                         values.runner.tolist(), strict=True)
         self._posterior.update(zip(shapes, posteriors, strict=True))
         full = np.flatnonzero(values.depth >= self.horizon)
         now = values.ahead[0, full]
@@ -182,8 +183,9 @@ class AnswerModel:
         """How many shapes this model has a posterior for."""
         return len(self._posterior)
 
-    def posterior(self, shape: Shape) -> tuple[float, float, float]:
-        """(P(the leader is the mode), P(the next vote goes to the leader), P(it goes to the runner-up))."""
+    def posterior(self, shape: Shape) -> tuple[float, float, float, float]:
+        """(P(the leader is the mode), P(the next vote goes to the leader), P(it goes to the runner-up or an
+        answer tied with it), P(the runner-up is the mode)); the last two 0 with no runner-up."""
         found = self._posterior.get(shape)
         if found is not None:
             return found
@@ -195,8 +197,10 @@ class AnswerModel:
         field_share = rows[2] / total
         leader = rows[1] / total
         to_leader = shape[0] * field_share + rows[3] / total
-        to_runner = shape[1] * field_share + rows[4] / total if len(rows) > 4 else 0.0
-        found = (float(leader), to_leader, to_runner)
+        # Any answer tied with the runner-up (the leader aside) leads to the same shape as a vote for the runner-up
+        to_runner = shape[1:].count(shape[1]) * (shape[1] * field_share + rows[4] / total) if len(rows) > 4 else 0.0
+        runner = rows[5] / total if len(rows) > 4 else 0.0
+        found = (float(leader), to_leader, to_runner, runner)
         if len(self._posterior) < 1 << 18:
             self._posterior[shape] = found
         return found
@@ -208,7 +212,11 @@ class AnswerModel:
     def lookahead(self, shape: Shape, k: int) -> float:
         """Expected ``value`` after ``k`` more votes from the posterior predictive: the leader may change on the
         way. Votes for the leader and the runner-up are followed exactly (with no runner-up, any other vote
-        starts one); a vote for a third answer is taken as no change."""
+        starts one). A vote for a third answer is followed in the value, not in the gain: where it leads, the
+        value is what the posterior predictive leaves for it (the leader's posterior is a martingale, so the
+        third answers' children hold ``value - P(leader) value(after a leader vote) - P(runner-up) P(the old
+        leader is the mode after a runner-up vote)``), and the gain over that is taken as this shape's. So
+        where no leader can change within ``k`` votes, the look-ahead is ``value`` itself."""
         if k == 0 or not shape:
             return self.value(shape)
         return self._ahead_upto(shape, k)[k]
@@ -224,7 +232,7 @@ class AnswerModel:
                 ahead = self._ahead[shape] = self._lattice.ahead[:self._lattice.depth[i] + 1, i].tolist()
                 if len(ahead) > k:
                     return ahead
-        now, to_leader, to_runner = self.posterior(shape)
+        now, to_leader, to_runner, _ = self.posterior(shape)
         if ahead is None:
             ahead = self._ahead[shape] = [now]
             if k == 0:
@@ -238,10 +246,14 @@ class AnswerModel:
             for j in range(done, k):
                 ahead.append(to_leader * after_leader[j] + (1.0 - to_leader) * after_other[j])
         else:
-            # a runner-up vote overtakes only with a strictly greater count; then it leads (``children``)
+            # A runner-up vote overtakes only with a strictly greater count; then it leads (``children``), and the
+            # old leader's posterior is the new shape's runner-up's.
             stays = max(0.0, 1.0 - to_leader - to_runner)
+            old_leader = after_other[0] if shape[1] < shape[0] else self.posterior(after_other_shape)[3]
+            third = now - to_leader * after_leader[0] - to_runner * old_leader
             for j in range(done, k):
-                ahead.append(to_leader * after_leader[j] + to_runner * after_other[j] + stays * ahead[j])
+                ahead.append(to_leader * after_leader[j] + to_runner * after_other[j] + third
+                             + stays * (ahead[j] - now))
         return ahead
 
     def index(self, shape: Shape) -> float:

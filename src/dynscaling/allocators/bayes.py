@@ -10,9 +10,13 @@ aim for.
 
 **The value of a sample.** ``V(shape)`` is the posterior probability that the current leader (ties keep the
 leader that got there first, as the vote does) is the question's mode. ``W_k`` is its expected value after ``k``
-more votes drawn from the posterior predictive (votes for answers outside the top two are taken as no change):
-the leader may change on the way. A question's index is ``rate * max_k (W_k - V) / k`` over ``k = 1..horizon``,
-the best gain per vote of any look-ahead (one more vote never flips a 2-0, three can), times ``rate``, the
+more votes drawn from the posterior predictive: the leader may change on the way. Votes for the leader and the
+runner-up (or an answer tied with it) are followed exactly; a vote for any other answer moves ``V`` by what the
+posterior predictive, a martingale, leaves for it, and keeps the gain the shape itself has ahead. So where no
+leader can change within ``k`` votes, ``W_k = V`` to rounding (a 4-1 gains nothing from 3 votes, a 9-0 from 6);
+when such a vote was taken as no change, the look-ahead drifted by up to 1.5e-3 per vote where it should read 0.
+A question's index is ``rate * max_k (W_k - V) / k`` over ``k = 1..horizon``, the best gain per vote of any
+look-ahead (one more vote never flips a 2-0, three can), times ``rate``, the
 question's chance that a sample votes at all (its own, shrunk to the batch's), so abstentions are priced in. When
 the budget is in tokens or dollars, the index is divided by the question's expected cost of a sample
 (``unit_cost``, set by the engine). A question with no vote yet is worth a whole answer (``rate * V((1,))``), so

@@ -44,7 +44,8 @@ class LatticeValues:
     Attributes:
         leader: P(the leader is the mode).
         to_leader: P(the next vote goes to the leader).
-        to_runner: P(the next vote goes to the runner-up); 0 with none.
+        to_runner: P(the next vote goes to the runner-up or an answer tied with it); 0 with none.
+        runner: P(the runner-up is the mode); 0 with none.
         ahead: ``ahead[k, i]`` is shape i's look-ahead over k votes, valid for ``k <= depth[i]``.
         depth: the longest look-ahead whose shapes are all in the lattice.
     """
@@ -52,6 +53,7 @@ class LatticeValues:
     leader: np.ndarray
     to_leader: np.ndarray
     to_runner: np.ndarray
+    runner: np.ndarray
     ahead: np.ndarray
     depth: np.ndarray
 
@@ -67,8 +69,9 @@ class ShapeLattice:
         self._waiting: dict[Shape, list[tuple[list[int], int]]] = {}  # a child not met yet -> where to write it
         self._v1: list[float] = []
         self._v2: list[float] = []
-        self._rows: list[int] = []  # 4 evidence rows without a runner-up, 5 with one
-        self._new: dict[int, list[np.ndarray]] = {4: [], 5: []}  # evidence not stacked yet
+        self._ties: list[float] = []  # answers other than the leader with the runner-up's count
+        self._rows: list[int] = []  # 4 evidence rows without a runner-up, 6 with one
+        self._new: dict[int, list[np.ndarray]] = {4: [], 6: []}  # evidence not stacked yet
         self._stacked: dict[int, np.ndarray] = {}
         # One lattice serves every model of the process: engines in several threads must not interleave the
         # appends of one shape's columns, nor value the lattice half-way through one.
@@ -90,6 +93,7 @@ class ShapeLattice:
         self.number[shape] = i
         self._v1.append(float(shape[0]))
         self._v2.append(float(shape[1]) if len(shape) > 1 else 0.0)
+        self._ties.append(float(shape[1:].count(shape[1])) if len(shape) > 1 else 0.0)
         self._rows.append(len(evidence))
         self._new[len(evidence)].append(evidence)
         for column, child in zip((self._lead, self._other), children(shape), strict=True):
@@ -115,13 +119,15 @@ class ShapeLattice:
             rows = np.array(self._rows)
             v1 = np.array(self._v1)
             v2 = np.array(self._v2)
+            ties = np.array(self._ties)
             lead = np.array(self._lead, dtype=np.intp)
             other = np.array(self._other, dtype=np.intp)
-            stacks = {count: self._stack(count) for count in (4, 5)}
+            stacks = {count: self._stack(count) for count in (4, 6)}
         leader = np.empty(n)
         to_leader = np.empty(n)
         to_runner = np.zeros(n)
-        for count in (4, 5):
+        runner = np.zeros(n)
+        for count in (4, 6):
             members = np.flatnonzero(rows == count)  # numbered in the order they were stacked
             if not len(members):
                 continue
@@ -130,12 +136,17 @@ class ShapeLattice:
             field_share = product[:, 2] / total
             leader[members] = product[:, 1] / total
             to_leader[members] = v1[members] * field_share + product[:, 3] / total
-            if count == 5:
-                to_runner[members] = v2[members] * field_share + product[:, 4] / total
+            if count == 6:
+                to_runner[members] = ties[members] * (v2[members] * field_share + product[:, 4] / total)
+                runner[members] = product[:, 5] / total
         met = (lead >= 0) & (other >= 0)
         alone = rows == 4  # no runner-up: every other vote starts a rival
         rival = 1.0 - to_leader
         stays = np.maximum(0.0, 1.0 - to_leader - to_runner)
+        # what the third answers' children hold (``AnswerModel.lookahead``); a runner-up that overtakes (a tie
+        # broken) leaves the old leader as the new shape's runner-up
+        old_leader = np.where(v2 < v1, leader[other], runner[other])
+        third = leader - to_leader * leader[lead] - to_runner * old_leader
         ahead = np.empty((horizon + 1, n))
         ahead[0] = leader
         depth = np.zeros(n, dtype=np.intp)
@@ -144,7 +155,7 @@ class ShapeLattice:
             before = ahead[k - 1]
             after_leader = to_leader * before[lead]  # lead = -1 reads a wrong cell, masked by ``valid``
             ahead[k] = np.where(alone, after_leader + rival * before[other],
-                                after_leader + to_runner * before[other] + stays * before)
+                                after_leader + to_runner * before[other] + third + stays * (before - leader))
             valid = valid & met & valid[lead] & valid[other]
             depth[valid] = k
-        return LatticeValues(leader, to_leader, to_runner, ahead, depth)
+        return LatticeValues(leader, to_leader, to_runner, runner, ahead, depth)
