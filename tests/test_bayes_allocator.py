@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dynscaling import Budget, Question, Usage, load_pool, replay
-from dynscaling.allocators import BayesAllocator, bayes
+from dynscaling.allocators import BayesAllocator
 from dynscaling.allocators.answer_model import _BETA, _THETA, CELLS, AnswerModel, evidence, fit_weights
 from dynscaling.answers import AnswerClusterer
 from dynscaling.engine import Engine
@@ -292,16 +292,13 @@ class TestOnARecordedPool:
         assert all(g > 0 for g in gains), gains
 
 
-@pytest.mark.parametrize("noise", [bayes._NOISE, 0.0])
-def test_a_race_that_looks_settled_gets_samples_before_unanimous_tallies_with_no_real_gain(
-        shared_pool, monkeypatch: pytest.MonkeyPatch, noise: float) -> None:  # noqa: ANN001
+def test_a_race_that_looks_settled_gets_samples_before_unanimous_tallies_with_no_real_gain(shared_pool) -> None:  # noqa: ANN001
     """gpt-3.5 date at T=0.8, 10 samples per question of its 20. When the look-ahead took a vote for a third answer
     as no change, a unanimous 9-0 read a gain of about 1e-7 per vote where an 8-4 race, its leader a quarter likely
     not the mode, read none; those tallies took the samples the races needed, and six questions whose whole pool
     is a race within two votes stopped at 5-12 samples, on tallies of 4-1 to 7-3. Every race is now sampled until
     its pool runs dry unless its tally is one no look-ahead can overturn (the runner-up needs more votes than the
-    horizon), with or without the noise floor: it is the look-ahead that sees them."""
-    monkeypatch.setattr(bayes, "_NOISE", noise)
+    horizon)."""
     pool = shared_pool("gpt35-turbo_date_cot_t0.8_x20")
     questions = len(pool.entries)
     result = replay(pool, "dynscaling-parallel", Budget(samples=10 * questions), seed=0)

@@ -11,9 +11,8 @@ checked here is the schedule and the choice:
   while under three per question if the batch has length groups; a refit whose priors all moved less than 0.05
   keeps the models and waits twice as long;
 - each length group's fit is shrunk toward the whole batch's, and a question is valued by its group's model;
-- a question's priority is ``(votes + vote rate) / (samples + 1) * worth`` (worth: the index, or 0 where it is
-  under 1e-5, plus a 1e-9 tie-break toward the least settled, or the whole batch's value of a first answer when
-  it has no vote), divided
+- a question's priority is ``(votes + vote rate) / (samples + 1) * worth`` (worth: the index plus a 1e-9
+  tie-break toward the least settled, or the whole batch's value of a first answer when it has no vote), divided
   by its expected cost of a sample when the budget is in tokens; the highest goes first, ties to a seeded
   shuffle; ``max_inflight``, ``cap`` and ``min_gain`` hold a question back; closed questions never come back;
 - only samples that landed move the schedule: a failed request does not.
@@ -120,8 +119,7 @@ class Reference:
             worth = self.whole.value((1,))
         else:
             model = self.groups[self.lengths.group(qi) if len(self.groups) > 1 else 0]
-            index = model.index(tally.shape)
-            worth = (index if index >= 1e-5 else 0.0) + 1e-9 * (1.0 - model.value(tally.shape))
+            worth = model.index(tally.shape) + 1e-9 * (1.0 - model.value(tally.shape))
         value = (tally.samples - tally.abstentions + self.vote_rate) / (tally.samples + 1.0) * worth
         if self.unit_cost is not None:
             value /= self.unit_cost(qi)

@@ -35,10 +35,6 @@ move fastest then, and place every second and third sample), then by ``refit``; 
 group's prior keeps the models (and their memos) and waits longer. A new model of a large batch values every
 shape met so far at once (``shape_lattice``), the same values to the bit.
 
-An index under 1e-5 per sample counts as none (``_NOISE``): where no look-ahead can overturn the leader, the
-look-ahead's own error (it takes a vote for a third answer as no change) read 1e-7 to 3e-6 on the pools, so past
-the real gains the least settled questions go first, not those whose error happens to be positive.
-
 A question retires when its index falls below ``min_gain`` (expected extra right answers a sample must buy; 0
 spends the whole budget). The next question comes from a heap, ``O(log Q)`` per decision; values are memoised by
 tally shape between refits.
@@ -69,11 +65,6 @@ _EARLY_REFIT = 1.1
 _LATTICE_SHARE = 4
 #: the weight of "least settled first" among questions whose look-ahead sees no gain
 _TIE_BREAK = 1e-9
-#: an index below this (expected extra right answers per sample) is the look-ahead's error, not a gain: it takes a
-#: vote for a third answer as no change, which is not exact, so a unanimous 9-0 tally, which no 6 votes can
-#: overturn, reads about 1.5e-7 per vote where it should read 0 (gpt-3.5 T=0.8's batch prior), and at high spend
-#: such tallies drew the samples that an 8-4 race (its leader about 0.75 likely the mode) needed
-_NOISE = 1e-5
 
 #: a queue entry: (-priority, random rank, question, version); a stale version is skipped when it comes out
 _Entry = tuple[float, int, int, int]
@@ -149,9 +140,8 @@ class BayesAllocator(Allocator):
             model = self._models[group]
             # Where no look-ahead within the horizon sees a gain (a close race judged settled, or one needing
             # more votes than the horizon), the least settled question goes first: a tie-break, far below any
-            # real gain. An index under _NOISE is no gain either: it is the look-ahead's own error (see _NOISE).
-            index = model.index(shape)
-            worth = (index if index >= _NOISE else 0.0) + _TIE_BREAK * (1.0 - model.value(shape))
+            # real gain.
+            worth = model.index(shape) + _TIE_BREAK * (1.0 - model.value(shape))
         self._worth_memos[group][shape] = worth
         return worth
 
