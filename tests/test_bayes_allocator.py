@@ -23,19 +23,10 @@ from dynscaling.errors import ConfigError
 from dynscaling.pools import Pool, PoolQuestion, bundled_pools
 
 
-def brute_force(labels: list[str], weights: np.ndarray) -> tuple[float, float, float, float]:
-    """P(the leader is the mode), P(the next vote goes to the leader), P(it goes to the runner-up or an answer
-    tied with it, the leader aside) and P(the runner-up is the mode) (0 with no runner-up), straight from the
-    generative story:
-    sum over which label is the mode (or an unseen one) and over the grid, multiplying each sample's probability
-    in order."""
-    counts: dict[str, int] = {}
-    leader, best = None, 0
-    for label in labels:  # the leader as the vote defines it: a strictly greater count overtakes
-        counts[label] = counts.get(label, 0) + 1
-        if counts[label] > best:
-            leader, best = label, counts[label]
-    hypotheses = [*counts, None]
+def joint_probability(labels: list[str], weights: np.ndarray) -> tuple[list[str | None], np.ndarray]:
+    """The hypotheses (which seen label is the mode, or None: an unseen one) and, for each and each grid cell, the
+    probability of the labels in order: the mode with theta, a field label with the Chinese restaurant's odds."""
+    hypotheses: list[str | None] = [*dict.fromkeys(labels), None]
     joint = np.zeros((len(hypotheses), CELLS))
     for h, mode in enumerate(hypotheses):
         for cell in range(CELLS):
@@ -49,6 +40,22 @@ def brute_force(labels: list[str], weights: np.ndarray) -> tuple[float, float, f
                     p *= (1 - theta) * (field[label] / (f + beta) if label in field else beta / (f + beta))
                     field[label] = field.get(label, 0) + 1
             joint[h, cell] = weights[cell] * p
+    return hypotheses, joint
+
+
+def brute_force(labels: list[str], weights: np.ndarray) -> tuple[float, float, float, float]:
+    """P(the leader is the mode), P(the next vote goes to the leader), P(it goes to the runner-up or an answer
+    tied with it, the leader aside) and P(the runner-up is the mode) (0 with no runner-up), straight from the
+    generative story:
+    sum over which label is the mode (or an unseen one) and over the grid, multiplying each sample's probability
+    in order."""
+    counts: dict[str, int] = {}
+    leader, best = None, 0
+    for label in labels:  # the leader as the vote defines it: a strictly greater count overtakes
+        counts[label] = counts.get(label, 0) + 1
+        if counts[label] > best:
+            leader, best = label, counts[label]
+    hypotheses, joint = joint_probability(labels, weights)
     total = joint.sum()
     leader_is_mode = joint[hypotheses.index(leader)].sum() / total
     others = [lab for lab in counts if lab != leader]
@@ -88,6 +95,20 @@ class TestAnswerModel:
         weights = rng.dirichlet(np.ones(CELLS))
         model = AnswerModel(weights, horizon=4)
         assert model.posterior(shape(labels)) == pytest.approx(brute_force(labels, weights), rel=1e-9, abs=1e-15)
+
+    @pytest.mark.parametrize("labels", [list("ab"), list("aab"), list("aabc"), list("abc"), list("aabbc"),
+                                        list("aaabbbc"), list("abcabcd"), list("aaabcd"), list("aabbcc")])
+    def test_one_vote_ahead_is_the_generative_storys_expectation(self, labels: list[str]) -> None:
+        """``W_1`` by brute force: every next label (each seen one, and a new one) with its predictive probability
+        (the labels' joint probability with it over without it), times the value after it. A vote for a third
+        answer counts: taken as no change, a 2-1-1 read a different ``W_1`` (a drift of about 1e-3)."""
+        weights = np.random.default_rng(len(labels) + 7).dirichlet(np.ones(CELLS))
+        before = joint_probability(labels, weights)[1].sum()
+        following = [*dict.fromkeys(labels), "new"]
+        chances = [joint_probability([*labels, x], weights)[1].sum() / before for x in following]
+        assert sum(chances) == pytest.approx(1.0, rel=1e-12)
+        expected = sum(p * brute_force([*labels, x], weights)[0] for p, x in zip(chances, following, strict=True))
+        assert AnswerModel(weights, horizon=1).lookahead(shape(labels), 1) == pytest.approx(expected, rel=1e-9)
 
     def test_a_unanimous_batch_makes_one_answer_nearly_certain_and_a_diffuse_one_does_not(self) -> None:
         unanimous = AnswerModel(fit_weights({(4,): 90, (3, 1): 10}, prior_weight=4), horizon=4)
