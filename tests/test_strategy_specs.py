@@ -9,7 +9,7 @@ import pytest
 
 from dynscaling import Budget, ConfigError, Engine, Question, Usage
 from dynscaling.samplers import Prompts
-from dynscaling.strategies import STRATEGIES, Strategy, parse_strategy
+from dynscaling.strategies import STRATEGIES, Strategy, parameter_type, parse_strategy
 
 # spec -> attributes of the built (sampler, allocator), each set away from its default
 GIVEN: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
@@ -51,6 +51,15 @@ def test_the_table_above_covers_every_parameter_of_every_strategy() -> None:
         covered.setdefault(strategy.name, set()).update(k for k, _ in strategy.params)
     for name, spec in STRATEGIES.items():
         assert covered.get(name, set()) == set(spec.defaults), name
+
+
+def test_every_parameter_parses_as_a_whole_number_a_number_or_text() -> None:
+    """The spec parser knows these three and rejects what is not one of them; a yes/no parameter would need a
+    parse that rejects what it does not know (not "anything else is false"), and it has none."""
+    for name, spec in STRATEGIES.items():
+        for key, default in spec.defaults.items():
+            assert parameter_type(key, default) in (int, float, str), (name, key)
+    assert parameter_type("cap", None) is int and parameter_type("stop_max", None) is float
 
 
 @pytest.mark.parametrize("unset", ["none", "None", "null", "NULL", ""])

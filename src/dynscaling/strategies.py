@@ -118,12 +118,16 @@ STRATEGIES: dict[str, _Spec] = {
 _OPTIONAL_TYPES: dict[str, type] = {"cap": int, "stop_max": float}
 
 
+def parameter_type(key: str, default: ParamValue) -> type:
+    """The type a spec's value for parameter ``key`` is parsed as: its default's, or for a default of None (not
+    set) the registered one (str if none is)."""
+    return type(default) if default is not None else _OPTIONAL_TYPES.get(key, str)
+
+
 def _coerce(name: str, key: str, raw: str, default: ParamValue) -> ParamValue:
     if raw.lower() in ("none", "null", ""):
         return None
-    kind = type(default) if default is not None else _OPTIONAL_TYPES.get(key, str)
-    if kind is bool:
-        return raw.lower() in ("1", "true", "yes")
+    kind = parameter_type(key, default)
     if kind is int:
         try:
             return int(raw)

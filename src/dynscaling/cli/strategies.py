@@ -13,23 +13,23 @@ import click
 from .common import fail_cleanly, stdout_console
 
 
-def _parameter_type(name: str, default: Any, optional_types: dict[str, type]) -> str:
-    if default is None:
-        return f"{optional_types.get(name, str).__name__} | none"
-    return type(default).__name__
+def _parameter_type(name: str, default: Any) -> str:
+    from ..strategies import parameter_type
+
+    kind = parameter_type(name, default).__name__
+    return f"{kind} | none" if default is None else kind
 
 
 def describe_strategies() -> list[dict[str, Any]]:
     """One entry per registered strategy: name, summary, whether it needs a live model, and its parameters."""
     from .. import strategies
 
-    optional_types: dict[str, type] = getattr(strategies, "_OPTIONAL_TYPES", {})
     described = []
     for name, spec in strategies.STRATEGIES.items():
         capped = tuple(getattr(spec, "budget_capped", ()))
         parameters = []
         for key, default in dict(getattr(spec, "defaults", {})).items():
-            parameters.append({"name": key, "type": _parameter_type(key, default, optional_types),
+            parameters.append({"name": key, "type": _parameter_type(key, default),
                                "default": default, "follows_budget": key in capped})
         described.append({"name": name, "summary": getattr(spec, "summary", ""),
                           "live_only": strategies.Strategy(name).needs_live_model, "parameters": parameters})
