@@ -32,6 +32,8 @@ class TestDelimitedSpans:
 
     def test_bold_markers_are_removed_and_letters_at_the_edges_kept(self) -> None:
         assert extract_answer("The answer is **Xavier**", "text") == "Xavier"
+        assert extract_answer("The answer is **Xavier**.", "text") == "Xavier"  # it was "Xavier**"
+        assert extract_answer("Final answer: **$18$**.", "latex") == "18"
         assert extract_answer("The answer is MAX.", "text") == "MAX"
 
 

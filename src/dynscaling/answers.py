@@ -312,7 +312,8 @@ def _final_line(text: str) -> str:
 
 
 def _clean_span(span: str) -> str:
-    span = span.strip().strip("*").strip()
+    # the sentence's full stop first, so that bold markers before it come off too ("**Xavier**." is Xavier)
+    span = span.strip().rstrip(".").strip().strip("*").strip()
     if span.startswith("$") and span.count("$") >= 2:
         span = span[1:span.index("$", 1)] if not span.startswith("$$") else span[2:].split("$$", 1)[0]
     elif span.startswith("\\(") and "\\)" in span:
