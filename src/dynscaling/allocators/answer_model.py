@@ -163,25 +163,32 @@ class AnswerModel:
         self._ahead: dict[Shape, list[float]] = {}
         self._index: dict[Shape, float] = {}
         self._lattice: LatticeValues | None = None
+        # The lattice's values as lists, read one shape at a time when the memos miss: writing every shape into
+        # the memos at a refit cost more than all the lookups of a run
+        self._valued = 0
+        self._leader: list[float] = []
+        self._to_leader: list[float] = []
+        self._to_runner: list[float] = []
+        self._runner: list[float] = []
+        self._gain: list[float] = []  # the index of each lattice shape; -1 where the lattice ends too early
 
     def value_lattice(self) -> None:
         """Value every shape of ``LATTICE`` at once (see ``shape_lattice``): the posteriors and the indices a
         refit's model would otherwise compute one shape at a time, bit for bit the same."""
         values = LATTICE.values(self.weights, self.horizon)
         self._lattice = values
-        shapes = LATTICE.shapes[:len(values.leader)]  # those valued (another thread may have added more since)
-        posteriors = zip(values.leader.tolist(), values.to_leader.tolist(), values.to_runner.tolist(),
-                         values.runner.tolist(), strict=True)
-        self._posterior.update(zip(shapes, posteriors, strict=True))
-        full = np.flatnonzero(values.depth >= self.horizon)
-        now = values.ahead[0, full]
-        gains = ((values.ahead[1:, full] - now) / np.arange(1, self.horizon + 1)[:, None]).max(axis=0)
-        self._index.update(zip((shapes[i] for i in full.tolist()), np.where(gains > 0.0, gains, 0.0).tolist(),
-                               strict=True))
+        self._valued = len(values.leader)  # those valued (another thread may have added more since)
+        self._leader = values.leader.tolist()
+        self._to_leader = values.to_leader.tolist()
+        self._to_runner = values.to_runner.tolist()
+        self._runner = values.runner.tolist()
+        now = values.ahead[0]
+        gains = ((values.ahead[1:] - now) / np.arange(1, self.horizon + 1)[:, None]).max(axis=0)
+        self._gain = np.where(values.depth >= self.horizon, np.where(gains > 0.0, gains, 0.0), -1.0).tolist()
 
     def shapes_valued(self) -> int:
-        """How many shapes this model has a posterior for."""
-        return len(self._posterior)
+        """How many shapes this model has a posterior for (at most; a shape may be both memoised and valued)."""
+        return len(self._posterior) + self._valued
 
     def posterior(self, shape: Shape) -> tuple[float, float, float, float]:
         """(P(the leader is the mode), P(the next vote goes to the leader), P(it goes to the runner-up or an
@@ -189,6 +196,12 @@ class AnswerModel:
         found = self._posterior.get(shape)
         if found is not None:
             return found
+        if self._valued:
+            i = LATTICE.number.get(shape, -1)
+            if 0 <= i < self._valued:
+                found = self._posterior[shape] = (self._leader[i], self._to_leader[i], self._to_runner[i],
+                                                  self._runner[i])
+                return found
         # The next vote goes to a block with b votes with theta if the block is the mode, else with
         # (1 - theta) b / (field + beta): summed over every hypothesis, then corrected on the rows where this
         # block is (one of the multiplicity blocks that are) the mode.
@@ -261,6 +274,11 @@ class AnswerModel:
         found = self._index.get(shape)
         if found is not None:
             return found
+        if self._valued:
+            i = LATTICE.number.get(shape, -1)
+            if 0 <= i < self._valued and self._gain[i] >= 0.0:
+                found = self._index[shape] = self._gain[i]
+                return found
         now = self.value(shape)
         ahead = self._ahead_upto(shape, self.horizon)
         found = max(0.0, max((ahead[k] - now) / k for k in range(1, self.horizon + 1)))
