@@ -58,21 +58,47 @@ class LatticeValues:
     depth: np.ndarray
 
 
+class _Rows:
+    """A growable array of rows, written in place: appending a shape never copies the ones before it (a copy of
+    the whole lattice per new shape cost more than valuing it). Rows take the shape of the first one appended,
+    unless given."""
+
+    def __init__(self, dtype: type, row: tuple[int, ...] | None = None) -> None:
+        self.dtype = dtype
+        self.data = None if row is None else np.empty((64, *row), dtype=dtype)
+        self.size = 0
+
+    def append(self, row: object) -> None:
+        data = self.data
+        if data is None:
+            data = self.data = np.empty((64, *np.shape(row)), dtype=self.dtype)
+        elif self.size == len(data):
+            data = np.empty((2 * len(data), *data.shape[1:]), dtype=self.dtype)
+            data[:self.size] = self.data
+            self.data = data
+        data[self.size] = row
+        self.size += 1
+
+    def view(self) -> np.ndarray:
+        return self.data[:self.size] if self.data is not None else np.empty(0, dtype=self.dtype)
+
+
 class ShapeLattice:
     """Shapes numbered as their evidence is computed, with their evidence and children (see the module doc)."""
 
     def __init__(self) -> None:
         self.shapes: list[Shape] = []
         self.number: dict[Shape, int] = {}
-        self._lead: list[int] = []  # the number of the shape after a vote for the leader; -1: not met yet
-        self._other: list[int] = []  # after a vote for the runner-up (or a new answer)
-        self._waiting: dict[Shape, list[tuple[list[int], int]]] = {}  # a child not met yet -> where to write it
-        self._v1: list[float] = []
-        self._v2: list[float] = []
-        self._ties: list[float] = []  # answers other than the leader with the runner-up's count
-        self._rows: list[int] = []  # 4 evidence rows without a runner-up, 6 with one
-        self._new: dict[int, list[np.ndarray]] = {4: [], 6: []}  # evidence not stacked yet
-        self._stacked: dict[int, np.ndarray] = {}
+        # per shape: v1, v2 (0 with none), the answers other than the leader with the runner-up's count, and its
+        # number of evidence rows (4 without a runner-up, 6 with one)
+        self._counts = _Rows(float, (4,))
+        # per shape: the number of the shape after a vote for the leader, and after one for the runner-up (or a
+        # new answer); -1: not met yet
+        self._children = _Rows(np.intp, (2,))
+        self._waiting: dict[Shape, list[tuple[int, int]]] = {}  # a child not met yet -> (parent, column)
+        # evidence by number of rows, and each one's shape number
+        self._evidence = {rows: _Rows(float) for rows in (4, 6)}
+        self._members = {rows: _Rows(np.intp, ()) for rows in (4, 6)}
         # One lattice serves every model of the process: engines in several threads must not interleave the
         # appends of one shape's columns, nor value the lattice half-way through one.
         self._lock = threading.Lock()
@@ -91,47 +117,40 @@ class ShapeLattice:
         i = len(self.shapes)
         self.shapes.append(shape)
         self.number[shape] = i
-        self._v1.append(float(shape[0]))
-        self._v2.append(float(shape[1]) if len(shape) > 1 else 0.0)
-        self._ties.append(float(shape[1:].count(shape[1])) if len(shape) > 1 else 0.0)
-        self._rows.append(len(evidence))
-        self._new[len(evidence)].append(evidence)
-        for column, child in zip((self._lead, self._other), children(shape), strict=True):
+        runner = len(shape) > 1
+        self._counts.append((shape[0], shape[1] if runner else 0, shape[1:].count(shape[1]) if runner else 0,
+                             len(evidence)))
+        self._evidence[len(evidence)].append(evidence)
+        self._members[len(evidence)].append(i)
+        numbers = []
+        for column, child in enumerate(children(shape)):
             j = self.number.get(child, -1)
-            column.append(j)
+            numbers.append(j)
             if j < 0:
-                self._waiting.setdefault(child, []).append((column, i))
-        for column, parent in self._waiting.pop(shape, ()):
-            column[parent] = i
-
-    def _stack(self, rows: int) -> np.ndarray:
-        new = self._new[rows]
-        if new:
-            parts = [self._stacked[rows]] if rows in self._stacked else []
-            self._stacked[rows] = np.concatenate([*parts, np.stack(new)])
-            self._new[rows] = []
-        return self._stacked.get(rows, np.empty((0, rows, 0)))
+                self._waiting.setdefault(child, []).append((i, column))
+        self._children.append(numbers)
+        table = self._children.data
+        for parent, column in self._waiting.pop(shape, ()):
+            table[parent, column] = i
 
     def values(self, weights: np.ndarray, horizon: int) -> LatticeValues:
         """Every shape's posterior and look-ahead up to ``horizon`` votes under ``weights``, as arrays."""
         with self._lock:
             n = len(self.shapes)
-            rows = np.array(self._rows)
-            v1 = np.array(self._v1)
-            v2 = np.array(self._v2)
-            ties = np.array(self._ties)
-            lead = np.array(self._lead, dtype=np.intp)
-            other = np.array(self._other, dtype=np.intp)
-            stacks = {count: self._stack(count) for count in (4, 6)}
+            counts = self._counts.view()
+            v1, v2, ties, rows = counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3]
+            family = self._children.view().copy()  # a later shape fills in its parents' children
+            lead, other = family[:, 0], family[:, 1]
+            stacks = {count: (self._evidence[count].view(), self._members[count].view()) for count in (4, 6)}
         leader = np.empty(n)
         to_leader = np.empty(n)
         to_runner = np.zeros(n)
         runner = np.zeros(n)
         for count in (4, 6):
-            members = np.flatnonzero(rows == count)  # numbered in the order they were stacked
+            stack, members = stacks[count]
             if not len(members):
                 continue
-            product = stacks[count] @ weights  # (members, rows): the same kernel per slice as one shape alone
+            product = stack @ weights  # (members, rows): the same kernel per slice as one shape alone
             total = product[:, 0]
             field_share = product[:, 2] / total
             leader[members] = product[:, 1] / total
