@@ -29,7 +29,13 @@ class ReplayBackend:
         orders = np.argsort(keys, axis=1)
         self._order: list[list[int]] = [row[:size].tolist() for row, size in zip(orders, sizes, strict=True)]
         self._next = [0] * len(sizes)
-        self.served = 0
+        self._classes = [e.classes for e in pool.entries]
+        self._usages = [e.usages for e in pool.entries]
+
+    @property
+    def served(self) -> int:
+        """Samples served so far."""
+        return sum(self._next)
 
     def draw(self, question_index: int) -> int:
         """The position (in the pool) of the question's next unseen sample."""
@@ -38,7 +44,6 @@ class ReplayBackend:
         if position >= len(order):
             raise PoolExhaustedError(self.pool.entries[question_index].question.id)
         self._next[question_index] = position + 1
-        self.served += 1
         return order[position]
 
     def draw_class(self, question_index: int) -> tuple[int | None, Usage]:
@@ -49,10 +54,8 @@ class ReplayBackend:
         if position >= len(order):
             raise PoolExhaustedError(self.pool.entries[question_index].question.id)
         self._next[question_index] = position + 1
-        self.served += 1
-        entry = self.pool.entries[question_index]
         sample = order[position]
-        return entry.classes[sample], entry.usages[sample]
+        return self._classes[question_index][sample], self._usages[question_index][sample]
 
     def sample(self, question_index: int) -> Sample:
         """The next sample in full."""
