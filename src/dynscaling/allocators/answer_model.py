@@ -83,15 +83,21 @@ def hypotheses(shape: Shape) -> tuple[list[int], np.ndarray, np.ndarray, np.ndar
     m = len(shape)
     counts = sorted(set(shape), reverse=True)
     multiplicity = np.array([shape.count(c) for c in counts] + [1], dtype=float)
-    rows = []
-    for c in counts:
-        field = n - c
-        rows.append(_times(c, _LOG_THETA) + _times(field, _LOG_REST) + (m - 1) * _LOG_BETA + _LGAMMA_BETA
-                    - _lgamma_beta_plus_n(field) - math.lgamma(c))
-    rows.append(_times(n, _LOG_REST) + m * _LOG_BETA + _LGAMMA_BETA - _lgamma_beta_plus_n(n))
+    # One row per count, then the unseen mode's: c log theta + field log(1 - theta) + (answers besides the mode)
+    # log beta + lgamma(beta) - lgamma(beta + field) - lgamma(c), as whole arrays (the unseen mode has no c terms:
+    # 0 log theta and - 0 leave its row's bits as they are, and a field of 0 at theta = 1 adds 0, not NaN).
+    mode = np.array([*counts, 0], dtype=float)[:, None]
     fields = np.array([n - c for c in counts] + [n], dtype=float)
+    with np.errstate(invalid="ignore"):
+        rest = fields[:, None] * _LOG_REST
+    rest[fields == 0.0] = 0.0
+    others = np.full((len(counts) + 1, 1), float(m - 1))
+    others[-1] = m
+    lgamma_field = np.array([_lgamma_beta_plus_n(n - c) for c in counts] + [_lgamma_beta_plus_n(n)])
+    lgamma_mode = np.array([math.lgamma(c) for c in counts] + [0.0])[:, None]
+    loglik = mode * _LOG_THETA + rest + others * _LOG_BETA + _LGAMMA_BETA - lgamma_field - lgamma_mode
     share = (1.0 - _THETA)[None, :] / (fields[:, None] + _BETA[None, :])
-    found = (counts, multiplicity, np.vstack(rows), share)
+    found = (counts, multiplicity, loglik, share)
     if len(_hypotheses_cache) < 1 << 16:
         _hypotheses_cache[shape] = found
     return found
@@ -114,13 +120,16 @@ def evidence(shape: Shape) -> np.ndarray:
     v2 = shape[1] if len(shape) > 1 else 0
     leader_group = counts.index(v1)
     leader = likelihood[leader_group] / multiplicity[leader_group]
-    rows = [likelihood.sum(axis=0), leader, (likelihood * share).sum(axis=0),
-            leader * (_THETA - v1 * share[leader_group])]
+    found = np.empty((6 if v2 else 4, CELLS))
+    found[0] = likelihood.sum(axis=0)
+    found[1] = leader
+    found[2] = (likelihood * share).sum(axis=0)
+    found[3] = leader * (_THETA - v1 * share[leader_group])
     if v2:
         runner_group = counts.index(v2)
         runner = likelihood[runner_group] / multiplicity[runner_group]
-        rows += [runner * (_THETA - v2 * share[runner_group]), runner]
-    found = np.vstack(rows)
+        found[4] = runner * (_THETA - v2 * share[runner_group])
+        found[5] = runner
     if len(_evidence_cache) < 1 << 16:
         _evidence_cache[shape] = found
         LATTICE.add(shape, found)
