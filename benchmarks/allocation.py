@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import statistics
 import sys
 import time
@@ -62,6 +63,8 @@ SATURATED = 0.99
 MAX_POINTS = 40
 #: samples/q a sweep step should add at least; below it the step doubles
 MIN_GAIN = 0.25
+#: bootstrap resamples of the seeds for the interval on samples/q to target
+RESAMPLES = 2000
 
 
 @dataclass
@@ -172,9 +175,14 @@ def measure_pool(pool: Pool, seeds: int, quick: bool, default: str) -> dict[str,
 
 # ---- analysis ---------------------------------------------------------------------------------------------
 
-def spend_to_reach(points: Sequence[Point], target: float) -> float | None:
-    """The smallest spend at which the mean curve reaches ``target``, interpolated between neighbours."""
-    curve = sorted((p.spend, p.accuracy) for p in points)
+def spend_to_reach(points: Sequence[Point], target: float, seeds: Sequence[int] | None = None) -> float | None:
+    """The smallest spend at which the mean curve (over ``seeds``, by default all) reaches ``target``,
+    interpolated between neighbours."""
+    if seeds is None:
+        curve = sorted((p.spend, p.accuracy) for p in points)
+    else:
+        curve = sorted((statistics.fmean(p.spends[i] for i in seeds), statistics.fmean(p.accuracies[i] for i in seeds))
+                       for p in points)
     for i, (spend, accuracy) in enumerate(curve):
         if accuracy >= target:
             if i == 0:
@@ -206,14 +214,47 @@ def equal_spend(curves: dict[str, list[Point]], seeds: int, spend: float) -> dic
     return found
 
 
-def analyse(pool: Pool, curves: dict[str, list[Point]], seeds: int) -> dict[str, object]:
+def reach_difference(curves: dict[str, list[Point]], method: str, peer: str, seeds: int,
+                     resamples: int = RESAMPLES) -> tuple[float, float, float] | None:
+    """How sure the seeds make ``method``'s samples/q to target minus ``peer``'s: a paired bootstrap over seeds
+    (each resample draws seeds with replacement; both methods' mean curves and SC's target are taken on the same
+    draw). Returns the 2.5% and 97.5% quantiles of the difference and the share of resamples where ``method``
+    needs no more than ``peer``; None when too few resamples reach the target for both."""
+    rng = random.Random(0)
+    whole = max(curves["sc"], key=lambda p: p.spend)
+    differences = []
+    for _ in range(resamples):
+        drawn = [rng.randrange(seeds) for _ in range(seeds)]
+        target = statistics.fmean(whole.accuracies[i] for i in drawn) - TOLERANCE
+        mine, theirs = spend_to_reach(curves[method], target, drawn), spend_to_reach(curves[peer], target, drawn)
+        if mine is not None and theirs is not None:
+            differences.append(mine - theirs)
+    if len(differences) < resamples // 2:
+        return None
+    differences.sort()
+    low = differences[int(0.025 * len(differences))]
+    high = differences[min(len(differences) - 1, int(0.975 * len(differences)))]
+    return low, high, sum(d <= 0 for d in differences) / len(differences)
+
+
+def analyse(name: str, questions: int, pool_size: int, curves: dict[str, list[Point]],
+            seeds: int) -> dict[str, object]:
     whole = max(curves["sc"], key=lambda p: p.spend)
     target = whole.accuracy - TOLERANCE
     reach = {m: spend_to_reach(points, target) for m, points in curves.items()}
+    # the peer that reaches the target with the fewest samples (picked on all seeds, which favours the peer)
+    peers = {m: r for m, r in reach.items() if m not in ("sc", "default", "oracle") and r is not None}
+    versus: dict[str, object] = {}
+    if reach.get("default") is not None and peers:
+        best = min(peers, key=lambda m: peers[m])
+        versus = {"peer": best, "difference": reach["default"] - peers[best]}
+        found = reach_difference(curves, "default", best, seeds)
+        if found is not None:
+            versus.update(ci95=[found[0], found[1]], share_not_more=found[2])
     sc = reach["sc"]
     ratio = {m: (sc / r if sc is not None and r else None) for m, r in reach.items()}
     spends: dict[str, dict[str, object]] = {}
-    for spend in (s for s in EQUAL_SPENDS if s <= pool.max_samples):
+    for spend in (s for s in EQUAL_SPENDS if s <= pool_size):
         values = equal_spend(curves, seeds, spend)
         entry: dict[str, object] = {"accuracy": {m: mean_ci95(v) for m, v in values.items()}}
         peers = {m: v for m, v in values.items() if m not in ("default", "oracle")}
@@ -222,8 +263,8 @@ def analyse(pool: Pool, curves: dict[str, list[Point]], seeds: int) -> dict[str,
             diff, ci = mean_ci95([d - b for d, b in zip(values["default"], peers[best], strict=True)])
             entry.update(best_peer=best, difference=diff, ci95=ci, below=diff + ci < 0)
         spends[f"{spend:g}"] = entry
-    return {"pool": pool.name, "questions": len(pool.entries), "pool_size": pool.max_samples,
-            "sc_whole_pool": whole.accuracy, "target": target, "samples_to_target": reach, "ratio_to_sc": ratio,
+    return {"pool": name, "questions": questions, "pool_size": pool_size, "sc_whole_pool": whole.accuracy,
+            "target": target, "samples_to_target": reach, "ratio_to_sc": ratio, "reach_vs_best_peer": versus,
             "equal_spend": spends}
 
 
@@ -274,6 +315,19 @@ def summary_table(summaries: Sequence[dict[str, object]], methods: Sequence[str]
         missing = len(ratios) - len(reached)
         means.append(_num(mean, 2, "x") + (f" ({missing} pool(s) not reached)" if missing and reached else ""))
     lines.append("| geometric mean of SC / method | " + " | ".join(means) + " |")
+    lines += ["", "Samples/q to target, the default minus the peer that needs the fewest (paired bootstrap over seeds, "
+              f"{RESAMPLES} resamples; negative: the default needs fewer):", "",
+              "| pool | best peer | default - peer | 95% interval | resamples where the default needs no more |",
+              "|---|---|---:|---:|---:|"]
+    for s in summaries:
+        versus = s.get("reach_vs_best_peer") or {}
+        assert isinstance(versus, dict)
+        if not versus:
+            lines.append(f"| {s['pool']} | — | not reached by the default or by any peer | | |")
+            continue
+        interval = (f"[{versus['ci95'][0]:+.2f}, {versus['ci95'][1]:+.2f}]" if "ci95" in versus else "—")
+        share = f"{versus['share_not_more']:.0%}" if "share_not_more" in versus else "—"
+        lines.append(f"| {s['pool']} | {versus['peer']} | {versus['difference']:+.2f} | {interval} | {share} |")
     below = [f"{s['pool']} @ {spend}" for s in summaries
              for spend, e in s["equal_spend"].items() if e.get("below")]  # type: ignore[union-attr]
     lines += ["", "Equal spends where the default is significantly below the best peer: "
@@ -360,7 +414,7 @@ def read_saved(path: Path) -> dict[str, Any]:
     if not isinstance(saved["pools"], list) or not saved["pools"]:
         sys.exit(f"{path}: field 'pools' holds no pool to draw")
     for number, pool in enumerate(saved["pools"], start=1):
-        absent = next((k for k in ("pool", "questions", "target", "curves") if not isinstance(pool, dict)
+        absent = next((k for k in ("pool", "questions", "pool_size", "target", "curves") if not isinstance(pool, dict)
                        or k not in pool), None)
         if absent is not None:
             sys.exit(f"{path}: pools[{number - 1}] has no field {absent!r}")
@@ -381,6 +435,36 @@ def resolve_pool(name: str) -> Path:
     sys.exit(f"no pool {name!r}: give a file or the name of a pool in {_shared_pools()}")
 
 
+def write_report(summaries: list[dict[str, object]], records: list[dict[str, object]], default: str, seeds: int,
+                 quick: bool, pools: int, elapsed: float, cpu: float, out: Path) -> list[str]:
+    """Write ``allocation.md``, ``allocation.json`` and the figure into ``out``; returns the report's lines."""
+    methods = [*BUDGET_METHODS, *RULES]
+    command = "python benchmarks/allocation.py" + (" --quick" if quick else "") + f" --seeds {seeds}"
+    report = [f"# Allocation at equal spend ({'quick' if quick else 'full'} run)", "",
+              f"`{command}`, default = `{default}`, {seeds} seeds, {pools} pool(s), {elapsed:.0f} s "
+              f"({cpu:.0f} s of CPU).",
+              f"Target: SC's whole-pool accuracy - {TOLERANCE}. Accuracy: mean ± 95% t-interval over seeds.", "",
+              "## Samples per question to reach the target", "", *summary_table(summaries, methods), ""]
+    for summary in summaries:
+        report += pool_table(summary, methods, default)
+    (out / "allocation.md").write_text("\n".join(report) + "\n")
+    (out / "allocation.json").write_text(json.dumps({"default": default, "seeds": seeds, "quick": quick,
+                                                     "seconds": round(elapsed, 1), "cpu_seconds": round(cpu, 1),
+                                                     "pools": records}, indent=1) + "\n")
+    plot(records, default, seeds, out)
+    return report
+
+
+def reanalysed(saved: dict[str, Any]) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The summaries and records of a saved run, analysed again from its curves (nothing is replayed)."""
+    summaries, records = [], []
+    for record in saved["pools"]:
+        curves = {m: [Point(**p) for p in points] for m, points in record["curves"].items()}
+        summaries.append(analyse(record["pool"], record["questions"], record["pool_size"], curves, saved["seeds"]))
+        records.append({**summaries[-1], "curves": record["curves"]})
+    return summaries, records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pool", action="append", help="pool file or name in ../shared/data/pools (default: all)")
@@ -390,11 +474,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--replot", type=Path, metavar="JSON",
                         help="draw allocation.png/.svg into --out from an allocation.json already written, and stop")
+    parser.add_argument("--reanalyse", type=Path, metavar="JSON",
+                        help="analyse the curves of an allocation.json already written again (this version's "
+                             "tables and intervals) and write every output into --out, replaying nothing")
     args = parser.parse_args()
     if args.replot:
         saved = read_saved(args.replot)
         args.out.mkdir(parents=True, exist_ok=True)
         print("\n".join(map(str, plot(saved["pools"], saved["default"], saved["seeds"], args.out))))
+        return
+    if args.reanalyse:
+        saved = read_saved(args.reanalyse)
+        args.out.mkdir(parents=True, exist_ok=True)
+        summaries, records = reanalysed(saved)
+        print("\n".join(write_report(summaries, records, saved["default"], saved["seeds"], bool(saved.get("quick")),
+                                     len(records), saved.get("seconds", 0.0), saved.get("cpu_seconds", 0.0),
+                                     args.out)))
         return
     seeds = args.seeds or (3 if args.quick else 10)
     if seeds < 2:
@@ -403,32 +498,18 @@ def main() -> None:
     if not paths:
         sys.exit("no pools: pass --pool or put ../shared/data/pools beside the project")
     args.out.mkdir(parents=True, exist_ok=True)
-    methods = [*BUDGET_METHODS, *RULES]
     started, started_cpu = time.perf_counter(), time.process_time()
     summaries, records = [], []
     for path in paths:
         t0 = time.perf_counter()
         pool = load_pool(path)
         curves = measure_pool(pool, seeds, args.quick, args.default)
-        summaries.append(analyse(pool, curves, seeds))
+        summaries.append(analyse(pool.name, len(pool.entries), pool.max_samples, curves, seeds))
         records.append({**summaries[-1], "curves": {m: [vars(p) for p in points] for m, points in curves.items()}})
         print(f"{pool.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
-    command = "python benchmarks/allocation.py" + (" --quick" if args.quick else "") + f" --seeds {seeds}"
-    report = [f"# Allocation at equal spend ({'quick' if args.quick else 'full'} run)", "",
-              f"`{command}`, default = `{args.default}`, {seeds} seeds, {len(paths)} pool(s), {elapsed:.0f} s "
-              f"({cpu:.0f} s of CPU).",
-              f"Target: SC's whole-pool accuracy - {TOLERANCE}. Accuracy: mean ± 95% t-interval over seeds.", "",
-              "## Samples per question to reach the target", "", *summary_table(summaries, methods), ""]
-    for summary in summaries:
-        report += pool_table(summary, methods, args.default)
-    (args.out / "allocation.md").write_text("\n".join(report) + "\n")
-    (args.out / "allocation.json").write_text(json.dumps({"default": args.default, "seeds": seeds,
-                                                          "quick": args.quick, "seconds": round(elapsed, 1),
-                                                          "cpu_seconds": round(cpu, 1),
-                                                          "pools": records}, indent=1) + "\n")
-    plot(records, args.default, seeds, args.out)
-    print("\n".join(report))
+    print("\n".join(write_report(summaries, records, args.default, seeds, args.quick, len(paths), elapsed, cpu,
+                                 args.out)))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,39 @@ class TestAtSpend:
         assert allocation.at_spend(points, 0, 2.0) == pytest.approx(0.7)
 
 
+class TestReachDifference:
+    @staticmethod
+    def curves(default_shift: float) -> dict[str, list]:
+        """Three seeds; SC reaches 0.80 over the whole pool, so the target is 0.795; the default's curve is the
+        peer's moved ``default_shift`` samples/q to the right on every seed."""
+        peer = curve(([1.0] * 3, [0.70, 0.72, 0.68]), ([3.0] * 3, [0.80, 0.81, 0.79]), ([5.0] * 3, [0.81] * 3))
+        default = [Point(p.label, [x + default_shift for x in p.spends], list(p.accuracies)) for p in peer]
+        sc = curve(([1.0] * 3, [0.6] * 3), ([8.0] * 3, [0.80] * 3))
+        return {"sc": sc, "default": default, "consol": peer}
+
+    def test_a_default_ahead_on_every_seed_is_ahead_in_every_resample(self) -> None:
+        low, high, share = allocation.reach_difference(self.curves(-0.5), "default", "consol", 3, resamples=200)
+        assert low == pytest.approx(-0.5) and high == pytest.approx(-0.5) and share == 1.0
+
+    def test_a_default_behind_on_every_seed_never_needs_no_more(self) -> None:
+        low, high, share = allocation.reach_difference(self.curves(0.25), "default", "consol", 3, resamples=200)
+        assert low == pytest.approx(0.25) and high == pytest.approx(0.25) and share == 0.0
+
+    def test_the_interval_is_wide_when_the_seeds_disagree(self) -> None:
+        curves = self.curves(0.0)
+        # seed 0: the default reaches the target a whole sample later; seeds 1 and 2: half a sample sooner
+        curves["default"][1] = Point("p1", [4.0, 2.5, 2.5], [0.80, 0.81, 0.79])
+        low, high, share = allocation.reach_difference(curves, "default", "consol", 3, resamples=500)
+        assert low < 0 < high and 0.0 < share < 1.0
+
+    def test_analyse_names_the_peer_that_needs_the_fewest(self) -> None:
+        curves = {**self.curves(-0.5), "adaptive": self.curves(1.0)["default"]}
+        summary = allocation.analyse("p", 10, 8, curves, 3)
+        versus = summary["reach_vs_best_peer"]
+        assert versus["peer"] == "consol" and versus["difference"] == pytest.approx(-0.5)
+        assert versus["share_not_more"] == 1.0
+
+
 def test_the_sprt_margin_grid_gives_consol_that_margin() -> None:
     from dynscaling.allocators.stopping import sprt_decides
 
@@ -105,6 +138,13 @@ def test_a_quick_run_writes_the_table_and_the_json_for_every_method(tmp_path: Pa
                              str(again)], capture_output=True, text=True, timeout=120, check=False)
     assert redone.returncode == 0, redone.stderr
     assert (again / "allocation.png").read_bytes() == (out / "allocation.png").read_bytes()
+    assert "paired bootstrap over seeds" in report and "peer" in summary["reach_vs_best_peer"]
+    # --reanalyse writes the same tables and JSON from the saved curves, replaying nothing
+    redone = subprocess.run([sys.executable, str(SCRIPT), "--reanalyse", str(out / "allocation.json"), "--out",
+                             str(again)], capture_output=True, text=True, timeout=120, check=False)
+    assert redone.returncode == 0, redone.stderr
+    assert (again / "allocation.md").read_text().splitlines()[3:] == report.splitlines()[3:]
+    assert json.loads((again / "allocation.json").read_text())["pools"] == record["pools"]
 
 
 def test_an_unknown_pool_name_is_a_one_line_error(tmp_path: Path) -> None:
