@@ -63,44 +63,42 @@ def _lgamma_beta_plus_n(n: int) -> np.ndarray:
     return found
 
 
-def _times(count: int, logs: np.ndarray) -> np.ndarray:
-    """``count * logs`` with 0 * -inf = 0 (no sample outside the mode is possible when theta = 1)."""
-    return count * logs if count else np.zeros(CELLS)
+#: (c, votes, answers) -> (log-likelihood row, share row) of the hypothesis "the mode has c votes" (0: unseen)
+_rows: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
-_hypotheses_cache: dict[Shape, tuple[list[int], np.ndarray, np.ndarray, np.ndarray]] = {}
+def _hypothesis(c: int, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """One hypothesis of a tally of ``n`` votes over ``m`` answers, the mode holding ``c`` of them (0: not seen
+    yet), over the grid cells: ``c log theta + field log(1 - theta) + (answers besides the mode) log beta +
+    lgamma(beta) - lgamma(beta + field) - lgamma(c)`` (the unseen mode has no ``c`` terms: 0 log theta and - 0
+    leave its row's bits as they are; a field of 0 at theta = 1 adds 0, not NaN), and the share of the next vote
+    one field answer gets per vote it holds, ``(1 - theta) / (field votes + beta)``. Many shapes share a row."""
+    key = (c, n, m)
+    found = _rows.get(key)
+    if found is not None:
+        return found
+    field = n - c
+    rest = field * _LOG_REST if field else np.zeros(CELLS)
+    others = m if c == 0 else m - 1
+    loglik = (float(c) * _LOG_THETA + rest + float(others) * _LOG_BETA + _LGAMMA_BETA
+              - _lgamma_beta_plus_n(field) - (math.lgamma(c) if c else 0.0))
+    found = (loglik, (1.0 - _THETA) / (float(field) + _BETA))
+    if len(_rows) < 1 << 16:
+        _rows[key] = found
+    return found
 
 
 def hypotheses(shape: Shape) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
     """For a shape: the distinct vote counts ``c`` an observed mode could have (then 0: not seen yet), their
-    multiplicities, the log-likelihood of the tally under each (rows) and each grid cell (columns), up to a
-    term that is the same for every hypothesis and cell, and under each the share of the next vote that one
-    field answer gets per vote it holds, ``(1 - theta) / (field votes + beta)``."""
-    found = _hypotheses_cache.get(shape)
-    if found is not None:
-        return found
+    multiplicities, and per hypothesis (rows) and grid cell (columns) the log-likelihood of the tally, up to a
+    term that is the same for every hypothesis and cell, and the share of the next vote that one field answer
+    gets per vote it holds (``_hypothesis``). Not kept: ``evidence``, its one caller, is."""
     n = sum(shape)
     m = len(shape)
     counts = sorted(set(shape), reverse=True)
     multiplicity = np.array([shape.count(c) for c in counts] + [1], dtype=float)
-    # One row per count, then the unseen mode's: c log theta + field log(1 - theta) + (answers besides the mode)
-    # log beta + lgamma(beta) - lgamma(beta + field) - lgamma(c), as whole arrays (the unseen mode has no c terms:
-    # 0 log theta and - 0 leave its row's bits as they are, and a field of 0 at theta = 1 adds 0, not NaN).
-    mode = np.array([*counts, 0], dtype=float)[:, None]
-    fields = np.array([n - c for c in counts] + [n], dtype=float)
-    with np.errstate(invalid="ignore"):
-        rest = fields[:, None] * _LOG_REST
-    rest[fields == 0.0] = 0.0
-    others = np.full((len(counts) + 1, 1), float(m - 1))
-    others[-1] = m
-    lgamma_field = np.array([_lgamma_beta_plus_n(n - c) for c in counts] + [_lgamma_beta_plus_n(n)])
-    lgamma_mode = np.array([math.lgamma(c) for c in counts] + [0.0])[:, None]
-    loglik = mode * _LOG_THETA + rest + others * _LOG_BETA + _LGAMMA_BETA - lgamma_field - lgamma_mode
-    share = (1.0 - _THETA)[None, :] / (fields[:, None] + _BETA[None, :])
-    found = (counts, multiplicity, loglik, share)
-    if len(_hypotheses_cache) < 1 << 16:
-        _hypotheses_cache[shape] = found
-    return found
+    rows = [_hypothesis(c, n, m) for c in counts] + [_hypothesis(0, n, m)]
+    return counts, multiplicity, np.array([row[0] for row in rows]), np.array([row[1] for row in rows])
 
 
 _evidence_cache: dict[Shape, np.ndarray] = {}
