@@ -70,6 +70,7 @@ CHOICE_VALUE = re.compile(
 
 
 def check_type(answer_type: str) -> None:
+    """Refuse an answer type this package does not know, naming the ones it does."""
     if answer_type not in ANSWER_TYPES:
         raise ConfigError(f"unknown answer type {answer_type!r}; expected one of {', '.join(ANSWER_TYPES)}")
 
