@@ -59,28 +59,48 @@ class LatticeValues:
 
 
 class _Rows:
-    """A growable array of rows, written in place: appending a shape never copies the ones before it (a copy of
-    the whole lattice per new shape cost more than valuing it). Rows take the shape of the first one appended,
-    unless given."""
+    """A growable array of rows. A row is appended to a list (one shape at a time, so it must be cheap) and the
+    rows appended since the last read are copied into the array in one go when it is read (once per valuation):
+    neither a shape's append nor a valuation copies the rows before them. Rows have shape ``row``, unless None:
+    then the shape of the first one appended."""
 
     def __init__(self, dtype: type, row: tuple[int, ...] | None = None) -> None:
         self.dtype = dtype
-        self.data = None if row is None else np.empty((64, *row), dtype=dtype)
-        self.size = 0
+        self.row = row
+        self.data = np.empty((0, *(row or ())), dtype=dtype)
+        self.size = 0  # rows in ``data``
+        self.pending: list = []  # rows appended since, in order
+
+    def __len__(self) -> int:
+        return self.size + len(self.pending)
 
     def append(self, row: object) -> None:
-        data = self.data
-        if data is None:
-            data = self.data = np.empty((64, *np.shape(row)), dtype=self.dtype)
-        elif self.size == len(data):
-            data = np.empty((2 * len(data), *data.shape[1:]), dtype=self.dtype)
-            data[:self.size] = self.data
-            self.data = data
-        data[self.size] = row
-        self.size += 1
+        self.pending.append(row)
+
+    def write(self, i: int, column: int, value: object) -> None:
+        """Set one cell of row ``i`` (a pending row must be a list)."""
+        if i >= self.size:
+            self.pending[i - self.size][column] = value
+        else:
+            self.data[i, column] = value
 
     def view(self) -> np.ndarray:
-        return self.data[:self.size] if self.data is not None else np.empty(0, dtype=self.dtype)
+        """The rows so far, as one array (a view: later appends do not change it; ``write`` may)."""
+        if self.pending:
+            block = np.array(self.pending, dtype=self.dtype)
+            if self.row is None:
+                self.row = block.shape[1:]
+                self.data = np.empty((0, *self.row), dtype=self.dtype)
+            block = block.reshape(len(self.pending), *self.row)
+            need = self.size + len(block)
+            if need > len(self.data):
+                grown = np.empty((max(64, 2 * need), *self.row), dtype=self.dtype)
+                grown[:self.size] = self.data[:self.size]
+                self.data = grown
+            self.data[self.size:need] = block
+            self.size = need
+            self.pending = []
+        return self.data[:self.size]
 
 
 class ShapeLattice:
@@ -129,9 +149,8 @@ class ShapeLattice:
             if j < 0:
                 self._waiting.setdefault(child, []).append((i, column))
         self._children.append(numbers)
-        table = self._children.data
         for parent, column in self._waiting.pop(shape, ()):
-            table[parent, column] = i
+            self._children.write(parent, column, i)
 
     def values(self, weights: np.ndarray, horizon: int) -> LatticeValues:
         """Every shape's posterior and look-ahead up to ``horizon`` votes under ``weights``, as arrays."""
