@@ -425,6 +425,16 @@ def _shared_pools() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "data" / "pools"
 
 
+def subset(pool: Pool, questions: int, seed: int) -> Pool:
+    """A seeded random ``questions``-question subset of ``pool``, in the pool's order, named for it."""
+    if not 1 <= questions <= len(pool.entries):
+        sys.exit(f"{pool.path}: --questions must be in 1..{len(pool.entries)} for this pool, got {questions}")
+    if questions == len(pool.entries):
+        return pool
+    picked = sorted(random.Random(seed).sample(range(len(pool.entries)), questions))
+    return Pool(f"{pool.name}_sub{questions}", pool.path, tuple(pool.entries[i] for i in picked), pool.answer_source)
+
+
 def resolve_pool(name: str) -> Path:
     path = Path(name)
     if path.exists():
@@ -435,23 +445,25 @@ def resolve_pool(name: str) -> Path:
     sys.exit(f"no pool {name!r}: give a file or the name of a pool in {_shared_pools()}")
 
 
-def write_report(summaries: list[dict[str, object]], records: list[dict[str, object]], default: str, seeds: int,
-                 quick: bool, pools: int, elapsed: float, cpu: float, out: Path) -> list[str]:
-    """Write ``allocation.md``, ``allocation.json`` and the figure into ``out``; returns the report's lines."""
+def write_report(summaries: list[dict[str, object]], records: list[dict[str, object]], run: dict[str, Any],
+                 out: Path) -> list[str]:
+    """Write ``allocation.md``, ``allocation.json`` and the figure into ``out``; returns the report's lines. ``run``:
+    the run's ``default``, ``seeds``, ``quick``, ``command``, ``seconds`` and ``cpu_seconds``, saved with it."""
     methods = [*BUDGET_METHODS, *RULES]
-    command = "python benchmarks/allocation.py" + (" --quick" if quick else "") + f" --seeds {seeds}"
-    report = [f"# Allocation at equal spend ({'quick' if quick else 'full'} run)", "",
-              f"`{command}`, default = `{default}`, {seeds} seeds, {pools} pool(s), {elapsed:.0f} s "
-              f"({cpu:.0f} s of CPU).",
+    command = run.get("command") or ("python benchmarks/allocation.py" + (" --quick" if run["quick"] else "")
+                                     + f" --seeds {run['seeds']}")
+    report = [f"# Allocation at equal spend ({'quick' if run['quick'] else 'full'} run)", "",
+              f"`{command}`, default = `{run['default']}`, {run['seeds']} seeds, {len(records)} pool(s), "
+              f"{run['seconds']:.0f} s ({run['cpu_seconds']:.0f} s of CPU).",
               f"Target: SC's whole-pool accuracy - {TOLERANCE}. Accuracy: mean ± 95% t-interval over seeds.", "",
               "## Samples per question to reach the target", "", *summary_table(summaries, methods), ""]
     for summary in summaries:
-        report += pool_table(summary, methods, default)
+        report += pool_table(summary, methods, run["default"])
     (out / "allocation.md").write_text("\n".join(report) + "\n")
-    (out / "allocation.json").write_text(json.dumps({"default": default, "seeds": seeds, "quick": quick,
-                                                     "seconds": round(elapsed, 1), "cpu_seconds": round(cpu, 1),
-                                                     "pools": records}, indent=1) + "\n")
-    plot(records, default, seeds, out)
+    saved = {**run, "command": command, "seconds": round(run["seconds"], 1),
+             "cpu_seconds": round(run["cpu_seconds"], 1), "pools": records}
+    (out / "allocation.json").write_text(json.dumps(saved, indent=1) + "\n")
+    plot(records, run["default"], run["seeds"], out)
     return report
 
 
@@ -471,6 +483,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds (default 10; 3 with --quick)")
     parser.add_argument("--quick", action="store_true", help="fewer seeds, coarser grids: a smoke run")
     parser.add_argument("--default", default=DEFAULT, help=f"the strategy spec under test (default {DEFAULT})")
+    parser.add_argument("--questions", type=int, default=None, metavar="N",
+                        help="replay a random N-question subset of each pool (the same subset for every method and "
+                             "seed, drawn with --subset-seed): how the methods fare on smaller batches")
+    parser.add_argument("--subset-seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--replot", type=Path, metavar="JSON",
                         help="draw allocation.png/.svg into --out from an allocation.json already written, and stop")
@@ -487,9 +503,10 @@ def main() -> None:
         saved = read_saved(args.reanalyse)
         args.out.mkdir(parents=True, exist_ok=True)
         summaries, records = reanalysed(saved)
-        print("\n".join(write_report(summaries, records, saved["default"], saved["seeds"], bool(saved.get("quick")),
-                                     len(records), saved.get("seconds", 0.0), saved.get("cpu_seconds", 0.0),
-                                     args.out)))
+        run = {"default": saved["default"], "seeds": saved["seeds"], "quick": bool(saved.get("quick")),
+               "command": saved.get("command"), "seconds": saved.get("seconds", 0.0),
+               "cpu_seconds": saved.get("cpu_seconds", 0.0)}
+        print("\n".join(write_report(summaries, records, run, args.out)))
         return
     seeds = args.seeds or (3 if args.quick else 10)
     if seeds < 2:
@@ -503,13 +520,16 @@ def main() -> None:
     for path in paths:
         t0 = time.perf_counter()
         pool = load_pool(path)
+        if args.questions is not None:
+            pool = subset(pool, args.questions, args.subset_seed)
         curves = measure_pool(pool, seeds, args.quick, args.default)
         summaries.append(analyse(pool.name, len(pool.entries), pool.max_samples, curves, seeds))
         records.append({**summaries[-1], "curves": {m: [vars(p) for p in points] for m, points in curves.items()}})
         print(f"{pool.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
-    print("\n".join(write_report(summaries, records, args.default, seeds, args.quick, len(paths), elapsed, cpu,
-                                 args.out)))
+    run = {"default": args.default, "seeds": seeds, "quick": args.quick,
+           "command": " ".join(["python benchmarks/allocation.py", *sys.argv[1:]]),
+           "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - started_cpu}
+    print("\n".join(write_report(summaries, records, run, args.out)))
 
 
 if __name__ == "__main__":

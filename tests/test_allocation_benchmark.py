@@ -147,6 +147,30 @@ def test_a_quick_run_writes_the_table_and_the_json_for_every_method(tmp_path: Pa
     assert json.loads((again / "allocation.json").read_text())["pools"] == record["pools"]
 
 
+def test_a_subset_run_replays_the_same_seeded_questions_and_says_so(tmp_path: Path) -> None:
+    pool = tmp_path / "tiny_x6.jsonl.gz"
+    write_pool(pool)
+    runs = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--seeds", "2", "--pool", str(pool),
+                               "--questions", "10", "--out", str(out)],
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads((out / "allocation.json").read_text()))
+    [summary] = runs[0]["pools"]
+    assert summary["pool"] == "tiny_x6_sub10" and summary["questions"] == 10
+    assert "--questions 10" in runs[0]["command"] and "--questions 10" in (tmp_path / "a" / "allocation.md").read_text()
+    assert runs[0]["pools"] == runs[1]["pools"]  # the same subset, the same curves
+    picked = allocation.subset(allocation.load_pool(pool), 10, 1)
+    assert [e.question.id for e in picked.entries] == sorted((e.question.id for e in picked.entries), key=int)
+    assert len({e.question.id for e in picked.entries}) == 10
+    assert allocation.subset(allocation.load_pool(pool), 10, 2).entries != picked.entries  # the seed matters
+    refused = subprocess.run([sys.executable, str(SCRIPT), "--pool", str(pool), "--questions", "0", "--out",
+                              str(tmp_path / "c")], capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode == 1 and "--questions must be in 1..24" in refused.stderr
+    assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]
+
+
 def test_an_unknown_pool_name_is_a_one_line_error(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(SCRIPT), "--pool", "no-such-pool", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=120, check=False)
