@@ -7,7 +7,7 @@ not pool building), over ``--repeats`` seeds: the best as wall time and as this 
 machine slows the first most), the median and the first (cold) run per CPU second, and the one-minute load
 average before and after each strategy.
 
-    python benchmarks/replay_speed.py [--questions 10000] [--samples 48] [--budget 16] [--strategy ...]
+    python benchmarks/replay_speed.py [--questions 10000] [--samples 48] [--budget 16] [--strategy ...] [--diffuse]
 """
 
 from __future__ import annotations
@@ -25,27 +25,32 @@ from dynscaling.pools import Pool, PoolQuestion
 from dynscaling.types import Usage
 
 
-def synthetic_pool(questions: int, samples: int, seed: int = 0) -> Pool:
+def synthetic_pool(questions: int, samples: int, seed: int = 0, *, diffuse: bool = False) -> Pool:
+    """The benchmark's pool. ``diffuse``: a weak model's instead (LLaMA-2-like: the top answer 0.15-0.6 of the
+    samples, the rest over 11 others, 10% abstentions, completion lengths 50-400 tokens, so length groups apply),
+    whose tallies take far more distinct shapes."""
     rng = random.Random(seed)
     usage = Usage(prompt_tokens=50, completion_tokens=200)
+    top_range, abstain, others = ((0.15, 0.6), 0.1, 12) if diffuse else ((0.4, 0.95), 0.05, 5)
     entries = []
     for i in range(questions):
         clusterer = AnswerClusterer("number")
-        top = rng.uniform(0.4, 0.95)
+        top = rng.uniform(*top_range)
         answers: list[str | None] = []
         for _ in range(samples):
             u = rng.random()
-            if u < 0.05:
+            if u < abstain:
                 answers.append(None)
-            elif u < 0.05 + top * 0.95:
+            elif u < abstain + top * (1 - abstain):
                 answers.append("1")
             else:
-                answers.append(str(rng.randint(2, 5)))
+                answers.append(str(rng.randint(2, others)))
         classes = tuple(clusterer.assign(a) for a in answers)
         question = Question(str(i), f"question {i}", "number", gold="1")
-        entries.append(PoolQuestion(question, tuple(answers), tuple(answers), classes,
-                                    tuple(usage for _ in answers), clusterer))
-    return Pool("synthetic", "<memory>", tuple(entries))
+        usages = (tuple(Usage(prompt_tokens=50, completion_tokens=rng.randint(50, 400)) for _ in answers) if diffuse
+                  else tuple(usage for _ in answers))
+        entries.append(PoolQuestion(question, tuple(answers), tuple(answers), classes, usages, clusterer))
+    return Pool("synthetic-diffuse" if diffuse else "synthetic", "<memory>", tuple(entries))
 
 
 def main() -> None:
@@ -55,10 +60,13 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=16, help="samples per question")
     parser.add_argument("--strategy", action="append", default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--diffuse", action="store_true",
+                        help="a weak model's pool instead: many distinct tallies, answer lengths that vary")
     args = parser.parse_args()
-    pool = synthetic_pool(args.questions, args.samples)
+    pool = synthetic_pool(args.questions, args.samples, diffuse=args.diffuse)
     strategies = args.strategy or ["dynscaling-parallel", "ucb", "sc", "adaptive", "esc"]
-    print(f"pool: {args.questions} questions x {args.samples} samples; budget {args.budget} samples/question; "
+    print(f"pool: {pool.name}, {args.questions} questions x {args.samples} samples; budget {args.budget} "
+          "samples/question; "
           f"Python {platform.python_version()}")
     for spec in strategies:
         walls: list[float] = []
