@@ -470,8 +470,19 @@ def write_report(summaries: list[dict[str, object]], records: list[dict[str, obj
 def reanalysed(saved: dict[str, Any]) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """The summaries and records of a saved run, analysed again from its curves (nothing is replayed)."""
     summaries, records = [], []
-    for record in saved["pools"]:
-        curves = {m: [Point(**p) for p in points] for m, points in record["curves"].items()}
+    for number, record in enumerate(saved["pools"]):
+        missing = next((m for m in ("sc", "default") if not record["curves"].get(m)), None)
+        if missing is not None:
+            sys.exit(f"pools[{number}] ({record['pool']}) has no {missing!r} curve to analyse")
+        try:
+            curves = {m: [Point(**p) for p in points] for m, points in record["curves"].items()}
+        except TypeError as error:
+            sys.exit(f"pools[{number}] ({record['pool']}): a curve point is not label/spends/accuracies ({error})")
+        short = next((f"{m} {p.label}" for m, points in curves.items() for p in points
+                      if len(p.spends) != saved["seeds"] or len(p.accuracies) != saved["seeds"]), None)
+        if short is not None:
+            sys.exit(f"pools[{number}] ({record['pool']}): curve point {short} does not hold one spend and one "
+                     f"accuracy per seed ({saved['seeds']})")
         summaries.append(analyse(record["pool"], record["questions"], record["pool_size"], curves, saved["seeds"]))
         records.append({**summaries[-1], "curves": record["curves"]})
     return summaries, records
@@ -502,7 +513,10 @@ def main() -> None:
     if args.reanalyse:
         saved = read_saved(args.reanalyse)
         args.out.mkdir(parents=True, exist_ok=True)
-        summaries, records = reanalysed(saved)
+        try:
+            summaries, records = reanalysed(saved)
+        except SystemExit as stop:
+            sys.exit(f"{args.reanalyse}: {stop.code}")
         run = {"default": saved["default"], "seeds": saved["seeds"], "quick": bool(saved.get("quick")),
                "command": saved.get("command"), "seconds": saved.get("seconds", 0.0),
                "cpu_seconds": saved.get("cpu_seconds", 0.0)}

@@ -178,6 +178,26 @@ def test_an_unknown_pool_name_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(("curves", "says"), [
+    ({}, "pools[0] (p) has no 'sc' curve"),
+    ({"sc": [{"label": "b", "spends": [1.0, 1.0], "accuracies": [0.5, 0.5]}], "default": [{"label": "b"}]},
+     "curve point default b does not hold one spend and one accuracy per seed (2)"),
+    ({"sc": [{"label": "b", "spends": [1.0], "accuracies": [0.5]}], "default": [{"label": "b", "x": 1}]},
+     "a curve point is not label/spends/accuracies"),
+])
+def test_reanalyse_of_a_file_without_curves_is_a_one_line_error_naming_it(tmp_path: Path, curves: dict,
+                                                                         says: str) -> None:
+    saved = tmp_path / "allocation.json"
+    saved.write_text(json.dumps({"default": "x", "seeds": 2, "pools": [
+        {"pool": "p", "questions": 1, "pool_size": 4, "target": 0.5, "curves": curves}]}))
+    done = subprocess.run([sys.executable, str(SCRIPT), "--reanalyse", str(saved), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith(str(saved)) and says in done.stderr
+    assert not (tmp_path / "out" / "allocation.md").exists()
+
+
 @pytest.mark.parametrize(("content", "says"), [
     (None, "cannot read it"),
     ("{", ":1: not JSON"),

@@ -71,9 +71,6 @@ class _Rows:
         self.size = 0  # rows in ``data``
         self.pending: list = []  # rows appended since, in order
 
-    def __len__(self) -> int:
-        return self.size + len(self.pending)
-
     def append(self, row: object) -> None:
         self.pending.append(row)
 
