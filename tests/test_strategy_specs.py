@@ -21,12 +21,13 @@ GIVEN: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("blend-asc:horizon=3", {}, {"horizon": 3.0}),
     ("sequential:max_chain_tokens=99", {"max_chain_tokens": 99}, {}),
     ("dynscaling:horizon=3,min_gain=0.01,refit=2.5,prior_weight=9,cap=8,max_inflight=2,length_groups=2,k0=3,m=4,"
-     "max_chain_tokens=77", {"k0": 3, "m": 4, "max_chain_tokens": 77},
+     "max_chain_tokens=77,form_groups=no", {"k0": 3, "m": 4, "max_chain_tokens": 77},
      {"horizon": 3, "min_gain": 0.01, "refit": 2.5, "prior_weight": 9.0, "cap": 8, "max_inflight": 2,
-      "length_groups": 2}),
-    ("dynscaling-parallel:horizon=5,min_gain=0.02,refit=3,prior_weight=0.5,cap=6,max_inflight=3,length_groups=1", {},
+      "length_groups": 2, "form_groups": False}),
+    ("dynscaling-parallel:horizon=5,min_gain=0.02,refit=3,prior_weight=0.5,cap=6,max_inflight=3,length_groups=1,"
+     "form_groups=false", {},
      {"horizon": 5, "min_gain": 0.02, "refit": 3.0, "prior_weight": 0.5, "cap": 6, "max_inflight": 3,
-      "length_groups": 1}),
+      "length_groups": 1, "form_groups": False}),
     ("ucb:score=margin,c=0.5,k0=3,stop=0.9,stop_max=0.99,cap=6,max_inflight=2", {},
      {"score_name": "margin", "c": 0.5, "k0": 3, "stop": 0.9, "stop_max": 0.99, "cap": 6, "max_inflight": 2}),
     ("dynscaling-ucb:score=entropy,c=0.1,stop=0.8,k0=3,m=1,max_chain_tokens=50,cap=5,stop_max=0.97,max_inflight=2",
@@ -53,13 +54,25 @@ def test_the_table_above_covers_every_parameter_of_every_strategy() -> None:
         assert covered.get(name, set()) == set(spec.defaults), name
 
 
-def test_every_parameter_parses_as_a_whole_number_a_number_or_text() -> None:
-    """The spec parser knows these three and rejects what is not one of them; a yes/no parameter would need a
-    parse that rejects what it does not know (not "anything else is false"), and it has none."""
+def test_every_parameter_parses_as_a_truth_value_a_whole_number_a_number_or_text() -> None:
+    """The spec parser knows these four and rejects what is not one of them."""
     for name, spec in STRATEGIES.items():
         for key, default in spec.defaults.items():
-            assert parameter_type(key, default) in (int, float, str), (name, key)
+            assert parameter_type(key, default) in (bool, int, float, str), (name, key)
     assert parameter_type("cap", None) is int and parameter_type("stop_max", None) is float
+
+
+@pytest.mark.parametrize(("raw", "value"), [("true", True), ("Yes", True), ("on", True), ("1", True),
+                                            ("false", False), ("NO", False), ("off", False), ("0", False)])
+def test_a_truth_value_is_one_of_its_spellings(raw: str, value: bool) -> None:
+    assert parse_strategy(f"dynscaling-parallel:form_groups={raw}").build()[1].form_groups is value
+
+
+@pytest.mark.parametrize("raw", ["2", "maybe", "t"])
+def test_anything_else_is_not_a_truth_value(raw: str) -> None:
+    """Not "anything else is false": a typo must not turn a feature off."""
+    with pytest.raises(ConfigError, match=f"form_groups must be true or false, got '{raw}'"):
+        parse_strategy(f"dynscaling-parallel:form_groups={raw}")
 
 
 @pytest.mark.parametrize("unset", ["none", "None", "null", "NULL", ""])

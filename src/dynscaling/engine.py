@@ -117,7 +117,8 @@ class Engine:
             self.allocator.bind(self.is_correct)
         if (budget.tokens is not None or budget.usd is not None) and hasattr(self.allocator, "unit_cost"):
             self.allocator.unit_cost = self._expected_cost  # rank samples per token (or dollar), not per sample
-        self.allocator.start(self.tallies, budget.samples, self.rng, usages=self._costs)
+        self.allocator.start(self.tallies, budget.samples, self.rng, usages=self._costs,
+                             clusterers=self.clusterers)
 
     def _expected_cost(self, qi: int) -> float:
         """The expected cost of one more sample of ``qi`` in the budget's unit (dollars when the budget caps

@@ -45,11 +45,11 @@ from .samplers import IntegratedSampler, ParallelSampler, Prompts, Sampler, Sequ
 
 __all__ = ["STRATEGIES", "Strategy", "parse_strategy"]
 
-ParamValue = int | float | str | None
+ParamValue = bool | int | float | str | None
 
 _BANDIT = {"score": "beta", "c": 0.3, "k0": 2, "stop": 0.95, "stop_max": None, "cap": None, "max_inflight": 1}
 _BAYES = {"horizon": 6, "min_gain": 0.0, "refit": 1.5, "prior_weight": 4.0, "cap": None, "max_inflight": 1,
-          "length_groups": 3}
+          "length_groups": 3, "form_groups": True}
 _CHAIN = {"m": 2, "max_chain_tokens": 6000}
 
 
@@ -65,7 +65,7 @@ class _Spec:
 def _bayes(p: dict[str, Any]) -> BayesAllocator:
     return BayesAllocator(horizon=p["horizon"], min_gain=p["min_gain"], refit=p["refit"],
                           prior_weight=p["prior_weight"], cap=p["cap"], max_inflight=p["max_inflight"],
-                          length_groups=p["length_groups"])
+                          length_groups=p["length_groups"], form_groups=p["form_groups"])
 
 
 def _bandit(p: dict[str, Any]) -> BanditAllocator:
@@ -128,6 +128,12 @@ def _coerce(name: str, key: str, raw: str, default: ParamValue) -> ParamValue:
     if raw.lower() in ("none", "null", ""):
         return None
     kind = parameter_type(key, default)
+    if kind is bool:
+        if raw.lower() in ("true", "yes", "on", "1"):
+            return True
+        if raw.lower() in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(f"strategy {name}: {key} must be true or false, got {raw!r}")
     if kind is int:
         try:
             return int(raw)

@@ -6,6 +6,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from ..answers import AnswerClusterer
 from ..errors import ConfigError
 from ..types import Usage
 from ..votes import Tally
@@ -22,13 +23,17 @@ class Allocator(ABC):
     closed: list[bool]
     rng: random.Random
     usages: Sequence[Sequence[Usage]] | None
+    clusterers: Sequence[AnswerClusterer] | None
 
     def start(self, tallies: Sequence[Tally], budget_samples: int | None, rng: random.Random,
-              usages: Sequence[Sequence[Usage]] | None = None) -> None:
+              usages: Sequence[Sequence[Usage]] | None = None,
+              clusterers: Sequence[AnswerClusterer] | None = None) -> None:
         """Called once before the first request. ``budget_samples`` is the batch's sample cap, if any;
-        ``usages`` the engine's per-question usage lists, appended to as samples land (read, never written)."""
+        ``usages`` the engine's per-question usage lists, appended to as samples land, and ``clusterers`` its
+        per-question answer classes (what each class's answer is); both read, never written."""
         self.tallies = tallies
         self.usages = usages
+        self.clusterers = clusterers
         self.pending = [0] * len(tallies)
         self.inflight = 0
         self.closed = [False] * len(tallies)

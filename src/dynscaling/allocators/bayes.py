@@ -29,6 +29,15 @@ terciles of the batch), each fit shrunk toward the whole batch's. So among quest
 agree, the ones that answered at length get the next samples first where the batch says long answers split, and
 no sooner than the others where it does not. Lengths that are all equal (or not reported) give one group.
 
+**An unusual form.** An answer's form says something before a second sample does: a GSM8K model's fraction or
+negative answer is usually a slip (``answer_forms``). The questions whose leader has a form other than the one
+most of the batch's leaders have get a prior of their own, fitted to their tallies and shrunk toward the batch's,
+where there are at least a handful of them and their own fit explains their tallies better than the batch prior
+by more than 3 nats (a log-likelihood ratio past Kass & Raftery's "strong" evidence): a few dozen questions
+that do not differ would only add the noise of their own fit. So a question led by a fraction in a batch whose
+fractions split is sampled again first; where every answer has one form (dates), or the unusual ones behave like
+the rest (MATH's fractions), the allocator decides exactly as without the group.
+
 **Refits.** The batch prior is refitted once every question could have an answer, then each time the samples
 landed grow by 10% while they are fewer than three per question and the batch has length groups (their priors
 move fastest then, and place every second and third sample), then by ``refit``; a refit that barely moves any
@@ -49,7 +58,8 @@ from heapq import heappop, heappush, heappushpop
 import numpy as np
 
 from ..votes import Tally
-from .answer_model import LATTICE, AnswerModel, Shape, fit_weights
+from .answer_forms import AnswerForms
+from .answer_model import LATTICE, AnswerModel, Shape, evidence, fit_weights
 from .base import Allocator
 from .base import check as _check
 from .length_groups import LengthGroups
@@ -66,8 +76,22 @@ _LATTICE_SHARE = 4
 #: the weight of "least settled first" among questions whose look-ahead sees no gain
 _TIE_BREAK = 1e-9
 
+#: keep the group of questions led by an unusual answer form only where its own fit explains its tallies better
+#: than the batch prior by this many nats (log-likelihood ratio; Kass & Raftery's "strong" evidence, 2 ln B > 6)
+_STRONG_EVIDENCE = 3.0
+
 #: a queue entry: (-priority, random rank, question, version); a stale version is skipped when it comes out
 _Entry = tuple[float, int, int, int]
+
+
+def _log_likelihood_gain(shapes: dict[Shape, int], fit: np.ndarray, reference: np.ndarray) -> float:
+    """How much better ``fit`` than ``reference`` explains these tallies: the log-likelihood ratio, in nats."""
+    gain = 0.0
+    for shape, count in shapes.items():
+        if sum(shape) >= 2:  # one vote has the same likelihood under every cell
+            row = evidence(shape)[0]
+            gain += count * math.log(float(row @ fit) / float(row @ reference))
+    return gain
 
 
 def _moved(new: np.ndarray, old: np.ndarray) -> float:
@@ -91,10 +115,13 @@ class BayesAllocator(Allocator):
         max_inflight: requests of one question in flight at once (live runs).
         length_groups: fit the batch prior separately for this many groups of questions by answer length
             (``length_groups``); 1: one prior for the whole batch.
+        form_groups: fit the batch prior apart for the questions whose leader's form is unusual for the batch
+            (``answer_forms``).
     """
 
     def __init__(self, horizon: int = 6, min_gain: float = 0.0, refit: float = 1.5, prior_weight: float = 4.0,
-                 cap: int | None = None, max_inflight: int = 1, length_groups: int = 3) -> None:
+                 cap: int | None = None, max_inflight: int = 1, length_groups: int = 3,
+                 form_groups: bool = True) -> None:
         _check(1 <= horizon <= 64, f"horizon must be in 1..64, got {horizon}")
         _check(0.0 <= min_gain < 1.0, f"min_gain must be in [0, 1), got {min_gain}")
         _check(refit > 1.0, f"refit must be > 1, got {refit}")
@@ -109,6 +136,7 @@ class BayesAllocator(Allocator):
         self.cap = cap
         self.max_inflight = max_inflight
         self.length_groups = length_groups
+        self.form_groups = form_groups
         self.unit_cost: Callable[[int], float] | None = None
 
     def _start(self) -> None:
@@ -125,6 +153,9 @@ class BayesAllocator(Allocator):
         self._refit_at = 0
         self._lengths = LengthGroups(self.length_groups, n)
         self._lengths.bind(self.usages)
+        self._forms = AnswerForms(self.clusterers if self.form_groups else None, n)
+        self._leaders = self._forms.leaders
+        self._usual: str | None = None
         self.model: AnswerModel | None = None
         self._models: list[AnswerModel] = []
         self._rebuild()
@@ -147,14 +178,22 @@ class BayesAllocator(Allocator):
 
     def _push(self, qi: int) -> None:
         self._version[qi] += 1
+        tally = self.tallies[qi]
+        leaders = self._leaders
+        if leaders is not None and leaders[qi] != tally.leader:  # every landing pushes: no change goes unseen
+            self._forms.see(qi, tally.leader)
         pending = self.pending[qi]
         if pending >= self.max_inflight or self.closed[qi]:
             return
-        tally = self.tallies[qi]
         if self.cap is not None and tally.samples + pending >= self.cap:
             return
         shape = tally.shape
-        group = self._lengths.group(qi) if self._grouped else 0
+        if not self._grouped:
+            group = 0
+        elif self._usual is not None and self._forms.unusual(qi, self._usual):
+            group = len(self._lengths.cuts) + 1
+        else:
+            group = self._lengths.group(qi)
         worth = self._worth_memos[group].get(shape)
         if worth is None:
             worth = self._worth(shape, group)
@@ -172,16 +211,31 @@ class BayesAllocator(Allocator):
             heappush(self._heap, self._deferred)
         self._deferred = (-priority, self._rank[qi], qi, self._version[qi])
 
-    def _group_fits(self, sampled: list[int], weights: np.ndarray, cuts: list[float]) -> list[np.ndarray]:
-        """Each length group's prior: the fit to its questions' tallies, shrunk toward the whole batch's."""
-        if not cuts:
+    def _group_fits(self, sampled: list[int], weights: np.ndarray, cuts: list[float],
+                    usual: str | None) -> list[np.ndarray]:
+        """Each group's prior. A length group's is the fit to all its questions' tallies, shrunk toward the whole
+        batch's; that of the questions led by an unusual form is the fit to theirs, shrunk toward the batch's."""
+        lengths = len(cuts) + 1
+        if lengths == 1 and usual is None:
             return [weights]
-        shapes: list[dict[Shape, int]] = [{} for _ in range(len(cuts) + 1)]
+        shapes: list[dict[Shape, int]] = [{} for _ in range(lengths + (usual is not None))]
         for qi in sampled:
-            own = shapes[self._lengths.group(qi, cuts)]
             shape = self.tallies[qi].shape
+            group = self._lengths.group(qi, cuts)
+            own = shapes[group]
             own[shape] = own.get(shape, 0) + 1
-        return [fit_weights(own, self.prior_weight, toward=weights) for own in shapes]
+            if self._forms.unusual(qi, usual):
+                own = shapes[lengths]
+                own[shape] = own.get(shape, 0) + 1
+        fits = [fit_weights(own, self.prior_weight, toward=weights) if lengths > 1 else weights
+                for own in shapes[:lengths]]
+        if usual is not None:
+            fit = fit_weights(shapes[lengths], self.prior_weight, toward=weights)
+            # Kept only where the tallies say the unusual ones differ ("strong" evidence, Kass & Raftery): a group
+            # of a few dozen questions that do not differ would only add the noise of its own fit.
+            if _log_likelihood_gain(shapes[lengths], fit, weights) > _STRONG_EVIDENCE:
+                fits.append(fit)
+        return fits
 
     def _rebuild(self) -> None:
         tallies = self.tallies
@@ -198,13 +252,14 @@ class BayesAllocator(Allocator):
         # Until every question could have an answer the tallies say nothing about the prior (one vote has the
         # same likelihood under every cell): the first refit waits for as many samples as questions.
         cuts = self._lengths.cut_points(sampled)
+        usual = self._forms.choose_usual()
         # While questions hold a sample or two, the length groups' priors move fastest and place every second and
         # third sample: refit more often then. With one group this bought nothing measurable, and costs time.
-        early = bool(cuts) and self._t < _EARLY_SAMPLES * len(tallies)
+        early = (bool(cuts) or usual is not None) and self._t < _EARLY_SAMPLES * len(tallies)
         growth = min(self.refit, _EARLY_REFIT) if early else self.refit
         self._refit_at = max(self._t + 1, math.ceil(self._t * growth), len(tallies))
         weights = fit_weights(shapes, self.prior_weight)
-        fits = self._group_fits(sampled, weights, cuts)
+        fits = self._group_fits(sampled, weights, cuts, usual)
         model = self.model
         settled = (model is not None and len(fits) == len(self._models)
                    and _moved(weights, model.weights) < _REFIT_TOLERANCE
@@ -216,6 +271,7 @@ class BayesAllocator(Allocator):
             return
         self._vote_rate = (votes + 1.0) / (samples + 1.0)
         self._lengths.cuts = cuts
+        self._usual = usual if len(fits) > len(cuts) + 1 else None  # None: no group of unusual forms
         self._grouped = len(fits) > 1
         self.model = AnswerModel(weights, self.horizon)
         previous = self._models
