@@ -14,7 +14,9 @@ keeps it only where their tallies say they differ. Where every leader has the sa
 handful do, there is no such group.
 
 Leaders are tracked as they change (the allocator calls ``see`` when it finds a question's leader moved), so the
-batch's usual form comes from running counts, not from a pass over the batch at every refit.
+batch's usual form comes from running counts, not from a pass over the batch at every refit. A batch whose
+answers all have one form when every question first could have one (``scan``) is not tracked at all: its
+allocation costs nothing more than without forms.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ class AnswerForms:
     change (``see``), so that choosing the batch's usual form costs nothing per question."""
 
     def __init__(self, clusterers: Sequence[AnswerClusterer] | None, questions: int) -> None:
-        self._clusterers = clusterers
-        #: None: the engine shares no answer classes, and there is nothing to track
+        #: each question's class keys (the clusterers' live lists); None: no answer classes, nothing to track
+        self._keys = [clusterer.keys for clusterer in clusterers] if clusterers is not None else None
         self.leaders: list[int | None] | None = [None] * questions if clusterers is not None else None
         self._leader_forms: list[str | None] = [None] * questions
         self._counts: dict[str, int] = {}
@@ -57,16 +59,42 @@ class AnswerForms:
         if old is not None:
             counts[old] -= 1
         form = None
-        clusterer = self._clusterers[qi]  # type: ignore[index]
+        keys = self._keys[qi]  # type: ignore[index]
         # a source that numbers classes itself (``Engine.run_sync``) may leave the clusterer without them: no form
-        if leader is not None and leader < len(clusterer):
-            key = clusterer.key(leader)
+        if leader is not None and leader < len(keys):
+            key = keys[leader]
             form = self._known.get(key)
             if form is None:
                 form = self._known[key] = answer_form(key)
             counts[form] = counts.get(form, 0) + 1
         self._leader_forms[qi] = form
         self.leaders[qi] = leader  # type: ignore[index]
+
+    def scan(self, leaders: Sequence[int | None]) -> bool:
+        """See every question's leader at once (``leaders[qi]``); whether any two of them differ in form. Where
+        none do, nothing is kept (there is nothing to track)."""
+        keys_of = self._keys
+        known = self._known
+        forms: list[str | None] = []
+        for keys, leader in zip(keys_of, leaders, strict=True):  # type: ignore[arg-type]
+            if leader is None or leader >= len(keys):  # no vote, or a class the clusterer never made
+                forms.append(None)
+                continue
+            key = keys[leader]
+            form = known.get(key)
+            if form is None:
+                form = known[key] = answer_form(key)
+            forms.append(form)
+        counts: dict[str, int] = {}
+        for form in forms:
+            if form is not None:
+                counts[form] = counts.get(form, 0) + 1
+        if len(counts) < 2:
+            return False
+        self._counts = counts
+        self._leader_forms = forms
+        self.leaders = list(leaders)
+        return True
 
     def choose_usual(self) -> str | None:
         """The form most leaders have, or None where all but fewer than a handful have it (or nothing is

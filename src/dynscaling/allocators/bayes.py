@@ -154,7 +154,10 @@ class BayesAllocator(Allocator):
         self._lengths = LengthGroups(self.length_groups, n)
         self._lengths.bind(self.usages)
         self._forms = AnswerForms(self.clusterers if self.form_groups else None, n)
-        self._leaders = self._forms.leaders
+        # Leaders are tracked from the first refit on, and only where the batch's answers then had more than one
+        # form: a batch of one form (dates) pays nothing per sample for the form groups.
+        self._leaders: list[int | None] | None = None
+        self._scanned = not (self.form_groups and self.clusterers is not None)
         self._usual: str | None = None
         self.model: AnswerModel | None = None
         self._models: list[AnswerModel] = []
@@ -178,22 +181,14 @@ class BayesAllocator(Allocator):
 
     def _push(self, qi: int) -> None:
         self._version[qi] += 1
-        tally = self.tallies[qi]
-        leaders = self._leaders
-        if leaders is not None and leaders[qi] != tally.leader:  # every landing pushes: no change goes unseen
-            self._forms.see(qi, tally.leader)
         pending = self.pending[qi]
         if pending >= self.max_inflight or self.closed[qi]:
             return
+        tally = self.tallies[qi]
         if self.cap is not None and tally.samples + pending >= self.cap:
             return
         shape = tally.shape
-        if not self._grouped:
-            group = 0
-        elif self._usual is not None and self._forms.unusual(qi, self._usual):
-            group = len(self._lengths.cuts) + 1
-        else:
-            group = self._lengths.group(qi)
+        group = self._group(qi) if self._grouped else 0
         worth = self._worth_memos[group].get(shape)
         if worth is None:
             worth = self._worth(shape, group)
@@ -210,6 +205,12 @@ class BayesAllocator(Allocator):
         if self._deferred is not None:
             heappush(self._heap, self._deferred)
         self._deferred = (-priority, self._rank[qi], qi, self._version[qi])
+
+    def _group(self, qi: int) -> int:
+        """A question's group under the models in use: past the length groups when its leader's form is unusual."""
+        if self._usual is not None and self._forms.unusual(qi, self._usual):
+            return len(self._lengths.cuts) + 1
+        return self._lengths.group(qi)
 
     def _group_fits(self, sampled: list[int], weights: np.ndarray, cuts: list[float],
                     usual: str | None) -> list[np.ndarray]:
@@ -252,7 +253,11 @@ class BayesAllocator(Allocator):
         # Until every question could have an answer the tallies say nothing about the prior (one vote has the
         # same likelihood under every cell): the first refit waits for as many samples as questions.
         cuts = self._lengths.cut_points(sampled)
-        usual = self._forms.choose_usual()
+        if not self._scanned and self._t >= len(tallies):  # the first refit: every question could have an answer
+            self._scanned = True
+            if self._forms.scan([t.leader for t in tallies]):
+                self._leaders = self._forms.leaders
+        usual = self._forms.choose_usual() if self._leaders is not None else None
         # While questions hold a sample or two, the length groups' priors move fastest and place every second and
         # third sample: refit more often then. With one group this bought nothing measurable, and costs time.
         early = (bool(cuts) or usual is not None) and self._t < _EARLY_SAMPLES * len(tallies)
@@ -317,6 +322,9 @@ class BayesAllocator(Allocator):
 
     def sampled(self, qi: int) -> None:  # the replay loop's hot path: one sample dispatched and counted at once
         self._t += 1
+        leaders = self._leaders
+        if leaders is not None and leaders[qi] != self.tallies[qi].leader:  # only a landing moves a leader
+            self._forms.see(qi, self.tallies[qi].leader)
         self._push(qi)
         if self._t >= self._refit_at:
             self._rebuild()
@@ -333,6 +341,9 @@ class BayesAllocator(Allocator):
         # journal replay does not (a request refused for budget, a question at max_inflight), and a refit must
         # see the same tallies in both, or a resubmitted run decides differently and pays for new samples.
         self._t += 1
+        leaders = self._leaders
+        if leaders is not None and leaders[qi] != self.tallies[qi].leader:
+            self._forms.see(qi, self.tallies[qi].leader)
         self._push(qi)
         if self._t >= self._refit_at:
             self._rebuild()

@@ -54,5 +54,11 @@ class AnswerClusterer:
     def key(self, cls: int) -> str:
         return self._keys[cls]
 
+    @property
+    def keys(self) -> list[str]:
+        """Every class's canonical key, in class order: the live list, which grows as classes are made (read,
+        never write)."""
+        return self._keys
+
     def __len__(self) -> int:
         return len(self._representatives)
