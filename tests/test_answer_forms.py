@@ -39,51 +39,69 @@ def test_the_form_of_an_answer(answer: str, answer_type: str, form: str) -> None
 
 def forms_of(answers: list[list[str]], answer_type: str = "number") -> tuple[AnswerForms, list[Tally],
                                                                          list[AnswerClusterer]]:
-    """Each question's answers counted, its leader seen as the allocator sees it after each landing."""
+    """Each question's answers counted, and the forms of the leaders scanned as at a refit."""
     tallies = [Tally() for _ in answers]
     clusterers = [AnswerClusterer(answer_type) for _ in answers]
-    forms = AnswerForms(clusterers, len(answers))
     for qi, own in enumerate(answers):
         for answer in own:
             tallies[qi].add(clusterers[qi].assign(answer))
-            forms.see(qi, tallies[qi].leader)
+    forms = AnswerForms(clusterers, len(answers))
+    forms.scan([t.leader for t in tallies])
     return forms, tallies, clusterers
 
 
 class TestAnswerForms:
     def test_the_usual_form_is_the_leaders_most_common(self) -> None:
-        forms, _, _ = forms_of([["4"]] * 20 + [["1/2"]] * 8 + [["-3", "5"]] * 2)
+        forms, tallies, _ = forms_of([["4"]] * 20 + [["1/2"]] * 8 + [["-3", "5"]] * 2)
         usual = forms.choose_usual()
         assert usual == "9"
-        assert [forms.unusual(qi, usual) for qi in (0, 20, 28)] == [False, True, True]
-        assert not forms.unusual(20, None)
+        assert [forms.unusual(qi, tallies[qi].leader, usual) for qi in (0, 20, 28)] == [False, True, True]
+        assert not forms.unusual(20, tallies[20].leader, None)
 
     def test_no_group_with_a_handful_of_unusual_leaders(self) -> None:
         forms, _, _ = forms_of([["4"]] * 20 + [["1/2"]] * 7)
         assert forms.choose_usual() is None
 
-    def test_nothing_to_track_without_answer_classes_or_leaders(self) -> None:
+    def test_a_scan_says_whether_the_leaders_have_more_than_one_form(self) -> None:
+        tallies = [Tally() for _ in range(3)]
+        clusterers = [AnswerClusterer("date") for _ in range(3)]
+        for tally, clusterer, answer in zip(tallies, clusterers, ["05/01/2021", "12/31/1999", "01/02/2003"],
+                                            strict=True):
+            tally.add(clusterer.assign(answer))
+        forms = AnswerForms(clusterers, 3)
+        assert not forms.scan([t.leader for t in tallies])
+        tallies[2].add(clusterers[2].assign("a week ago") or None)  # no date: abstains
+        assert not forms.scan([t.leader for t in tallies])
+        forms, _, _ = forms_of([["4"], ["1/2"]])
+        assert forms.choose_usual() is None  # two forms, but one unusual leader is too few for a group
+
+    def test_nothing_without_answer_classes_or_leaders(self) -> None:
         forms = AnswerForms(None, 3)
-        assert forms.leaders is None and forms.choose_usual() is None
-        assert AnswerForms([AnswerClusterer("number")] * 3, 3).choose_usual() is None
+        assert not forms.scan([None, None, None]) and forms.choose_usual() is None
+        assert forms.form(0, 0) is None
+        assert not AnswerForms([AnswerClusterer("number")] * 3, 3).scan([None] * 3)
 
     def test_a_class_the_clusterer_never_made_has_no_form(self) -> None:
         """``Engine.run_sync`` takes classes from its source as they come: they may be unknown to the clusterer."""
         forms = AnswerForms([AnswerClusterer("number") for _ in range(10)], 10)
-        for qi in range(10):
-            forms.see(qi, 2)
-        assert forms.choose_usual() is None and not forms.unusual(0, "9")
+        assert not forms.scan([2] * 10)
+        assert forms.choose_usual() is None and not forms.unusual(0, 2, "9")
 
-    def test_the_counts_follow_a_leader_that_changes(self) -> None:
+    def test_a_leader_is_read_as_it_stands(self) -> None:
         forms, tallies, clusterers = forms_of([["1/2"]] * 8 + [["4"]] * 9)
-        assert forms.choose_usual() == "9" and forms.unusual(0, "9")
+        assert forms.choose_usual() == "9" and forms.unusual(0, tallies[0].leader, "9")
         tallies[0].add(clusterers[0].assign("4"))  # 1-1: the fraction got there first and still leads
-        forms.see(0, tallies[0].leader)
-        assert forms.unusual(0, "9") and forms.choose_usual() == "9"
+        assert forms.unusual(0, tallies[0].leader, "9")
         tallies[0].add(clusterers[0].assign("4"))
-        forms.see(0, tallies[0].leader)
-        assert not forms.unusual(0, "9")
+        assert not forms.unusual(0, tallies[0].leader, "9")
+        assert forms.choose_usual() == "9"  # the counts are the last scan's
+        forms.scan([t.leader for t in tallies])
         assert forms.choose_usual() is None  # seven unusual leaders left: too few for a group
+
+    def test_equal_counts_choose_by_sort_order_not_by_arrival(self) -> None:
+        one, _, _ = forms_of([["1/2"]] * 9 + [["4"]] * 9)
+        other, _, _ = forms_of([["4"]] * 9 + [["1/2"]] * 9)
+        assert one.choose_usual() == other.choose_usual() == "9"
 
 
 def pool_by_form(seed: int, questions: int = 240, samples: int = 12, one_form: bool = False) -> Pool:

@@ -33,6 +33,28 @@ def test_the_class_defaults_are_the_strategy_defaults() -> None:
     assert (built.max_inflight, built.length_groups) == (1, 3)
 
 
+def test_the_settings_are_readable_and_fixed() -> None:
+    built = BayesAllocator(horizon=5, refit=2.0, prior_weight=1.0, length_groups=2, form_groups=False)
+    assert (built.horizon, built.refit, built.prior_weight, built.length_groups, built.form_groups) == (
+        5, 2.0, 1.0, 2, False)
+    with pytest.raises(AttributeError):
+        built.horizon = 7  # type: ignore[misc]
+
+
+def test_a_run_leaves_the_allocator_with_fewer_than_30_attributes() -> None:
+    """From 30 attributes on, CPython 3.11 stops sharing an instance dict's keys and every attribute read slows
+    down: on the replay loop that cost 3-5% of the default's speed (``benchmarks/replay_speed.py``). Counted after a
+    whole run with the answer-form group in use."""
+    from test_answer_forms import pool_by_form
+
+    pool = pool_by_form(0)
+    engine = Engine(pool.questions, "dynscaling-parallel", Budget(samples=2 * len(pool.entries)),
+                    needs_messages=False, clusterers=[e.clusterer for e in pool.entries])
+    run_replay(engine, ReplayBackend(pool))
+    assert engine.allocator._forms.usual is not None  # type: ignore[attr-defined]  # the form group was in use
+    assert len(vars(engine.allocator)) < 30
+
+
 def engine_of(spec: str, questions: int = 1) -> Engine:
     return Engine([Question(f"q{i}", "q", "number") for i in range(questions)], spec, Budget(samples=50),
                   needs_messages=False)

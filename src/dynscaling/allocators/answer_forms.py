@@ -13,10 +13,9 @@ have. The allocator (``bayes``) fits the prior of the unusual ones apart, shrunk
 keeps it only where their tallies say they differ. Where every leader has the same form (dates), or all but a
 handful do, there is no such group.
 
-Leaders are tracked as they change (the allocator calls ``see`` when it finds a question's leader moved), so the
-batch's usual form comes from running counts, not from a pass over the batch at every refit. A batch whose
-answers all have one form when every question first could have one (``scan``) is not tracked at all: its
-allocation costs nothing more than without forms.
+The batch's usual form comes from a count of every leader's form at each refit (a few lookups a question); a
+batch whose leaders all have one form at the first refit, when every question could have an answer, is not
+looked at again, so the form groups cost a batch of dates nothing per sample.
 """
 
 from __future__ import annotations
@@ -41,71 +40,62 @@ def answer_form(key: str) -> str:
 
 
 class AnswerForms:
-    """The form of each question's leader, and how many of the batch's leaders have each form, kept as leaders
-    change (``see``), so that choosing the batch's usual form costs nothing per question."""
+    """The forms of the questions' leaders: all of them at a refit (``scan``), and one leader as it stands
+    (``unusual``)."""
 
     def __init__(self, clusterers: Sequence[AnswerClusterer] | None, questions: int) -> None:
-        #: each question's class keys (the clusterers' live lists); None: no answer classes, nothing to track
+        #: each question's class keys (the clusterers' live lists); None: no answer classes, no forms
         self._keys = [clusterer.keys for clusterer in clusterers] if clusterers is not None else None
-        self.leaders: list[int | None] | None = [None] * questions if clusterers is not None else None
-        self._leader_forms: list[str | None] = [None] * questions
         self._counts: dict[str, int] = {}
         self._known: dict[str, str] = {}  # key -> form: many questions share their answers' keys
+        #: None: the leaders' forms are to be read at the first refit; True: at every refit, since the first found
+        #: more than one; False: never (no answer classes, or one form at the first refit). Kept by the allocator.
+        self.scans: bool | None = None if clusterers is not None else False
+        #: the usual form of the models in use; None: no group of unusual forms. Kept by the allocator.
+        self.usual: str | None = None
 
-    def see(self, qi: int, leader: int | None) -> None:
-        """Question ``qi``'s leader is now ``leader`` (a class of its clusterer, or None)."""
-        counts = self._counts
-        old = self._leader_forms[qi]
-        if old is not None:
-            counts[old] -= 1
-        form = None
-        keys = self._keys[qi]  # type: ignore[index]
-        # a source that numbers classes itself (``Engine.run_sync``) may leave the clusterer without them: no form
-        if leader is not None and leader < len(keys):
-            key = keys[leader]
-            form = self._known.get(key)
-            if form is None:
-                form = self._known[key] = answer_form(key)
-            counts[form] = counts.get(form, 0) + 1
-        self._leader_forms[qi] = form
-        self.leaders[qi] = leader  # type: ignore[index]
+    def form(self, qi: int, cls: int | None) -> str | None:
+        """The form of question ``qi``'s class ``cls``; None for no class, or one the clusterer never made (a
+        source that numbers classes itself, ``Engine.run_sync``, may leave the clusterer without them)."""
+        keys = self._keys[qi] if self._keys is not None else ()
+        if cls is None or cls >= len(keys):
+            return None
+        key = keys[cls]
+        form = self._known.get(key)
+        if form is None:
+            form = self._known[key] = answer_form(key)
+        return form
 
     def scan(self, leaders: Sequence[int | None]) -> bool:
-        """See every question's leader at once (``leaders[qi]``); whether any two of them differ in form. Where
-        none do, nothing is kept (there is nothing to track)."""
-        keys_of = self._keys
+        """Count the forms of every question's leader (``leaders[qi]``); whether more than one form is among them."""
+        counts: dict[str, int] = {}
+        self._counts = counts
+        if self._keys is None:
+            return False
         known = self._known
-        forms: list[str | None] = []
-        for keys, leader in zip(keys_of, leaders, strict=True):  # type: ignore[arg-type]
-            if leader is None or leader >= len(keys):  # no vote, or a class the clusterer never made
-                forms.append(None)
+        for keys, leader in zip(self._keys, leaders, strict=True):  # once per refit: kept to a few lookups a question
+            if leader is None or leader >= len(keys):
                 continue
             key = keys[leader]
             form = known.get(key)
             if form is None:
                 form = known[key] = answer_form(key)
-            forms.append(form)
-        counts: dict[str, int] = {}
-        for form in forms:
-            if form is not None:
-                counts[form] = counts.get(form, 0) + 1
-        if len(counts) < 2:
-            return False
-        self._counts = counts
-        self._leader_forms = forms
-        self.leaders = list(leaders)
-        return True
+            counts[form] = counts.get(form, 0) + 1
+        return len(counts) > 1
 
     def choose_usual(self) -> str | None:
-        """The form most leaders have, or None where all but fewer than a handful have it (or nothing is
-        tracked)."""
+        """The form most leaders had at the last ``scan`` (the first in sort order among equals), or None where all
+        but fewer than a handful had it."""
         counts = self._counts
         if not counts:
             return None
-        usual = max(counts, key=counts.__getitem__)  # the first seen among equals: deterministic
+        usual = min(counts, key=lambda form: (-counts[form], form))
         return usual if sum(counts.values()) - counts[usual] >= _MIN_UNUSUAL else None
 
-    def unusual(self, qi: int, usual: str | None) -> bool:
-        """Whether question ``qi``'s leader has a form other than ``usual`` (never, where ``usual`` is None)."""
-        form = self._leader_forms[qi]
-        return usual is not None and form is not None and form != usual
+    def unusual(self, qi: int, leader: int | None, usual: str | None) -> bool:
+        """Whether ``leader``, question ``qi``'s leader, has a form other than ``usual`` (never, where ``usual`` is
+        None)."""
+        if usual is None:
+            return False
+        form = self.form(qi, leader)
+        return form is not None and form != usual
