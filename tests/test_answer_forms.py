@@ -15,6 +15,7 @@ from dynscaling.pools import Pool, PoolQuestion
 from dynscaling.strategies import parse_strategy
 from dynscaling.types import Usage
 from dynscaling.votes import Tally
+from test_length_groups import assert_same_decisions
 
 
 @pytest.mark.parametrize(("answer", "answer_type", "form"), [
@@ -146,12 +147,8 @@ class TestAllocatorByForm:
 
     @pytest.mark.parametrize("seed", [0, 1])
     def test_one_form_decides_exactly_as_without_form_groups(self, seed: int) -> None:
-        pool = pool_by_form(seed, one_form=True)
-        budget = Budget(samples=3 * len(pool.entries))
-        grouped = replay(pool, "dynscaling-parallel", budget, seed=seed)
-        plain = replay(pool, "dynscaling-parallel:form_groups=false", budget, seed=seed)
-        assert [r.samples for r in grouped.results] == [r.samples for r in plain.results]
-        assert [r.answer for r in grouped.results] == [r.answer for r in plain.results]
+        assert_same_decisions(pool_by_form(seed, one_form=True), "dynscaling-parallel",
+                              "dynscaling-parallel:form_groups=false", seed)
 
     def test_form_groups_takes_a_truth_value(self) -> None:
         assert parse_strategy("dynscaling-parallel:form_groups=off").build()[1].form_groups is False

@@ -105,6 +105,14 @@ def samples_by_group(result) -> tuple[float, float]:  # type: ignore[no-untyped-
     return sum(short) / len(short), sum(long) / len(long)
 
 
+def assert_same_decisions(pool: Pool, spec: str, other: str, seed: int) -> None:
+    """Both specs, at 3 samples per question, give every question the same samples and the same answer."""
+    budget = Budget(samples=3 * len(pool.entries))
+    first, second = replay(pool, spec, budget, seed=seed), replay(pool, other, budget, seed=seed)
+    assert [r.samples for r in first.results] == [r.samples for r in second.results]
+    assert [r.answer for r in first.results] == [r.answer for r in second.results]
+
+
 class TestAllocatorByLength:
     def test_long_answers_get_the_budget_when_they_are_the_unreliable_ones(self) -> None:
         grouped_long = plain_long = 0.0
@@ -126,11 +134,7 @@ class TestAllocatorByLength:
         pool = Pool(pool.name, pool.path, tuple(
             PoolQuestion(e.question, e.texts, e.answers, e.classes, tuple(usage(40) for _ in e.usages), e.clusterer)
             for e in pool.entries))
-        budget = Budget(samples=3 * len(pool.entries))
-        grouped = replay(pool, "dynscaling-parallel", budget, seed=seed)
-        plain = replay(pool, "dynscaling-parallel:length_groups=1", budget, seed=seed)
-        assert [r.samples for r in grouped.results] == [r.samples for r in plain.results]
-        assert [r.answer for r in grouped.results] == [r.answer for r in plain.results]
+        assert_same_decisions(pool, "dynscaling-parallel", "dynscaling-parallel:length_groups=1", seed)
 
     def test_length_groups_is_checked(self) -> None:
         from dynscaling.errors import ConfigError
