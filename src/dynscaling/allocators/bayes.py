@@ -39,8 +39,9 @@ fractions split is sampled again first; where every answer has one form (dates),
 the rest (MATH's fractions), the allocator decides exactly as without the group.
 
 **Refits.** The batch prior is refitted once every question could have an answer, then each time the samples
-landed grow by 10% while they are fewer than three per question and the batch has length groups (their priors
-move fastest then, and place every second and third sample), then by ``refit``; a refit that barely moves any
+landed grow by 10% while they are fewer than three per question and the batch has length groups, or enough
+questions led by an unusual form to test for a group of them (their priors move fastest then, and place every
+second and third sample), then by ``refit``; a refit that barely moves any
 group's prior keeps the models (and their memos) and waits longer. A new model of a large batch values every
 shape met so far at once (``shape_lattice``), the same values to the bit.
 
@@ -130,7 +131,6 @@ class BayesAllocator(Allocator):
         form_groups: fit the batch prior apart for the questions whose leader's form is unusual for the batch
             (``answer_forms``).
     """
-
 
     def __init__(self, horizon: int = 6, min_gain: float = 0.0, refit: float = 1.5, prior_weight: float = 4.0,
                  cap: int | None = None, max_inflight: int = 1, length_groups: int = 3,
@@ -287,8 +287,9 @@ class BayesAllocator(Allocator):
             if self._forms.scans is None:
                 self._forms.scans = several
             usual = self._forms.choose_usual()
-        # While questions hold a sample or two, the length groups' priors move fastest and place every second and
-        # third sample: refit more often then. With one group this bought nothing measurable, and costs time.
+        # While questions hold a sample or two, the groups' priors move fastest and place every second and third
+        # sample: refit more often then (also where the unusual forms' group is still to pass its evidence test).
+        # With one group this bought nothing measurable, and costs time.
         early = (bool(cuts) or usual is not None) and self._t < _EARLY_SAMPLES * len(tallies)
         growth = min(self.refit, _EARLY_REFIT) if early else self.refit
         self._refit_at = max(self._t + 1, math.ceil(self._t * growth), len(tallies))
