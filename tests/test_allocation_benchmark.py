@@ -178,6 +178,17 @@ def test_an_unknown_pool_name_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def assert_one_line_error(flag: str, saved: Path, says: str, not_written: Path) -> None:
+    """``allocation.py flag saved`` exits 1 with one line on stderr that names the file and says ``says``, and
+    writes nothing."""
+    done = subprocess.run([sys.executable, str(SCRIPT), flag, str(saved), "--out", str(not_written.parent)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith(str(saved)) and says in done.stderr
+    assert not not_written.exists()
+
+
 @pytest.mark.parametrize(("curves", "says"), [
     ({}, "pools[0] (p) has no 'sc' curve"),
     ({"sc": [{"label": "b", "spends": [1.0, 1.0], "accuracies": [0.5, 0.5]}], "default": [{"label": "b"}]},
@@ -190,12 +201,7 @@ def test_reanalyse_of_a_file_without_curves_is_a_one_line_error_naming_it(tmp_pa
     saved = tmp_path / "allocation.json"
     saved.write_text(json.dumps({"default": "x", "seeds": 2, "pools": [
         {"pool": "p", "questions": 1, "pool_size": 4, "target": 0.5, "curves": curves}]}))
-    done = subprocess.run([sys.executable, str(SCRIPT), "--reanalyse", str(saved), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
-    assert done.stderr.startswith(str(saved)) and says in done.stderr
-    assert not (tmp_path / "out" / "allocation.md").exists()
+    assert_one_line_error("--reanalyse", saved, says, tmp_path / "out" / "allocation.md")
 
 
 @pytest.mark.parametrize(("content", "says"), [
@@ -210,9 +216,4 @@ def test_replot_of_a_bad_file_is_a_one_line_error_naming_it(tmp_path: Path, cont
     saved = tmp_path / "allocation.json"
     if content is not None:
         saved.write_text(content)
-    done = subprocess.run([sys.executable, str(SCRIPT), "--replot", str(saved), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
-    assert done.stderr.startswith(str(saved)) and says in done.stderr
-    assert not (tmp_path / "out" / "allocation.png").exists()
+    assert_one_line_error("--replot", saved, says, tmp_path / "out" / "allocation.png")
