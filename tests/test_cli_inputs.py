@@ -1,5 +1,6 @@
 """Input habits of `dynscaling solve`, through the real command: standard input and output, --limit, files that
-used to lose questions silently (U+2028, a byte-order mark), and bad lines or prompt files as one line, exit 2.
+used to lose questions silently (U+2028, a byte-order mark), and bad lines or prompt files as one line, exit 2
+(a bad line after the rest is answered).
 Runs against the project's replay server on 127.0.0.1 (the official openai SDK inside OpenAIBackend)."""
 
 from __future__ import annotations
@@ -77,10 +78,10 @@ class TestStandardStreams:
         path.write_text("not json\n" + "\n".join(question_lines(pool)) + "\n", encoding="utf-8")
         result = CliRunner().invoke(cli, solve_args(server, str(path), str(tmp_path / "out.jsonl"), tmp_path,
                                                     "--limit", "3"))
-        assert result.exit_code == 0, result.output
         rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
         assert [r["id"] for r in rows] == [e.question.id for e in pool.entries[:3]]
         assert f"{path}:1: malformed JSON" in flat(result.output)
+        assert result.exit_code == 2, result.output  # the file lost a line: the status says so
 
 
 class TestNoQuestionIsLost:
@@ -110,13 +111,47 @@ class TestNoQuestionIsLost:
         path = tmp_path / "in.jsonl"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         done = run_cli(solve_args(server, str(path), str(tmp_path / "out.jsonl"), tmp_path), tmp_path)
-        assert done.returncode == 0, done.stderr.decode()
         stderr = flat(done.stderr.decode())
         assert "Traceback" not in stderr
         assert f"{path}:2: JSON nested too deeply to read" in stderr
         assert f"{path}:3: field 'question': holds a lone surrogate" in stderr
         rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
         assert len(rows) == 3
+        assert done.returncode == 2, stderr
+        assert "2 input lines were skipped" in stderr
+
+
+class TestSkippedLinesInTheExitStatus:
+    def test_a_skipped_line_exits_2_after_the_rest_is_answered_and_the_fixed_file_pays_only_for_it(
+            self, server: ReplayServer, pool: Pool, tmp_path: Path) -> None:
+        lines = question_lines(pool)[:4]
+        good = lines[2]
+        lines[2] = good.replace('"question"', '"questoin"')  # the habit this catches: a typo in one line's field
+        path = tmp_path / "in.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        out = tmp_path / "out.jsonl"
+        first = run_cli(solve_args(server, str(path), str(out), tmp_path), tmp_path)
+        stderr = flat(first.stderr.decode())
+        assert first.returncode == 2, stderr
+        assert f"{path}:3: field 'question': missing" in stderr
+        assert "1 input lines were skipped" in stderr
+        assert len(out.read_text().splitlines()) == 3  # the others were answered and written
+        paid = server.stats.snapshot()["samples"]
+        assert paid == 6
+        lines[2] = good
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        second = run_cli(solve_args(server, str(path), str(out), tmp_path), tmp_path)
+        assert second.returncode == 0, second.stderr.decode()
+        assert "6 reused from the journal, 2 new" in flat(second.stderr.decode())
+        assert server.stats.snapshot()["samples"] == paid + 2
+        assert len(out.read_text().splitlines()) == 4
+
+    def test_a_file_with_no_bad_line_exits_0(self, server: ReplayServer, pool: Pool, tmp_path: Path) -> None:
+        path = tmp_path / "in.jsonl"
+        path.write_text("\n".join(question_lines(pool)[:2]) + "\n", encoding="utf-8")
+        done = run_cli(solve_args(server, str(path), str(tmp_path / "out.jsonl"), tmp_path), tmp_path)
+        assert done.returncode == 0, done.stderr.decode()
+        assert "skipped" not in done.stderr.decode()
 
 
 class TestBadPrompts:

@@ -100,7 +100,8 @@ def solve(input_path: Path, out_path: Path, base_url: str | None, model: str | N
     \b
     Exit status:
       0    every question answered (a sample that gives no answer still counts)
-      2    bad input or configuration: a file, an option, the key, the model, the journal or --out
+      2    bad input or configuration: a file, an option, the key, the model, the journal or --out;
+           also after a run that answered every usable line but skipped bad ones (listed first)
       3    some questions have no answer because the backend failed (their lines carry "error"),
            or the run stopped early on repeated connection failures; the same command again
            retries and resumes, paying for nothing twice
@@ -217,6 +218,12 @@ def solve(input_path: Path, out_path: Path, base_url: str | None, model: str | N
                 else "the run stopped before its budget was spent")
         click.echo(f"{what}; to go on (nothing paid for is asked again), run: {_same_command()}", err=True)
         sys.exit(EXIT_UNANSWERED)
+    if read.errors:
+        # The file lost questions: a script that checks only the exit status must not take the output as whole.
+        # The answered ones are journaled, so fixing the lines and running again pays only for those.
+        click.echo(f"{len(read.errors)} input lines were skipped (listed above) and have no answer; fix them and run "
+                   "the same command again: every sample paid for now is reused, none is paid twice", err=True)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 def _print_results(result: RunResult, reasons: Mapping[str, str]) -> None:
