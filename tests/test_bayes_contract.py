@@ -41,6 +41,12 @@ def test_the_settings_are_readable_and_fixed() -> None:
         built.horizon = 7  # type: ignore[misc]
 
 
+def test_the_description_names_every_setting_as_a_spec_would_write_it() -> None:
+    built = BayesAllocator(horizon=5, refit=2.0, prior_weight=1.0, length_groups=2, form_groups=False)
+    assert built.describe() == ("bayes(horizon=5, min_gain=0.0, refit=2.0, prior_weight=1.0, length_groups=2, "
+                                "form_groups=false)")
+
+
 def test_a_run_leaves_the_allocator_with_fewer_than_30_attributes() -> None:
     """From 30 attributes on, CPython 3.11 stops sharing an instance dict's keys and every attribute read slows
     down: on the replay loop that cost 3-5% of the default's speed (``benchmarks/replay_speed.py``). Counted after a

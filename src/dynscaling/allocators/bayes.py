@@ -374,4 +374,5 @@ class BayesAllocator(Allocator):
 
     def describe(self) -> str:
         return (f"bayes(horizon={self.horizon}, min_gain={self.min_gain}, refit={self.refit}, "
-                f"length_groups={self.length_groups})")
+                f"prior_weight={self.prior_weight}, length_groups={self.length_groups}, "
+                f"form_groups={str(self.form_groups).lower()})")
