@@ -4,24 +4,19 @@ a small pool written here."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import itertools
 import json
 import math
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from benchmark_scripts import BENCHMARKS, load_benchmark
 from dynscaling import load_pool
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "known_shares.py"
-_spec = importlib.util.spec_from_file_location("known_shares_benchmark", SCRIPT)
-assert _spec is not None and _spec.loader is not None
-known_shares = importlib.util.module_from_spec(_spec)
-sys.modules["known_shares_benchmark"] = known_shares
-_spec.loader.exec_module(known_shares)
+SCRIPT = BENCHMARKS / "known_shares.py"
+known_shares = load_benchmark("known_shares")
 Profile = known_shares.Profile
 
 
