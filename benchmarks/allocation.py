@@ -30,6 +30,8 @@ the figure from a saved ``allocation.json``.
 
     nice -n 10 python benchmarks/allocation.py                 # all pools, 10 seeds
     nice -n 10 python benchmarks/allocation.py --quick --pool gpt4_gsm8k_x12
+    nice -n 10 python benchmarks/allocation.py --mix --pool gpt4_gsm8k_x12 --pool llama2-13b_gsm8k-400_pot_x48 \
+        --questions 400       # one batch of 400 questions of each: a batch that mixes difficulty distributions
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -295,6 +297,19 @@ def subset(pool: Pool, questions: int, seed: int) -> Pool:
     return Pool(f"{pool.name}_sub{questions}", pool.path, tuple(pool.entries[i] for i in picked), pool.answer_source)
 
 
+def mixed(pools: Sequence[Pool]) -> Pool:
+    """One batch of several pools' questions, in the order given, each id prefixed with its pool's name so the
+    ids stay unique: a batch whose questions come from different difficulty distributions (a user's files
+    concatenated), where one batch prior fits none of them well."""
+    sources = {pool.answer_source for pool in pools}
+    if len(sources) != 1:
+        sys.exit(f"--mix: the pools were read with different answer sources ({', '.join(sorted(sources))})")
+    entries = tuple(replace(entry, question=replace(entry.question, id=f"{pool.name}/{entry.question.id}"))
+                    for pool in pools for entry in pool.entries)
+    return Pool("mix_" + "+".join(pool.name for pool in pools), " + ".join(pool.path for pool in pools), entries,
+                sources.pop())
+
+
 def resolve_pool(name: str) -> Path:
     path = Path(name)
     if path.exists():
@@ -358,6 +373,9 @@ def main() -> None:
                         help="replay a random N-question subset of each pool (the same subset for every method and "
                              "seed, drawn with --subset-seed): how the methods fare on smaller batches")
     parser.add_argument("--subset-seed", type=int, default=1)
+    parser.add_argument("--mix", action="store_true",
+                        help="replay the --pool files (each cut to --questions when given) as one batch instead of "
+                             "one batch each: how the methods fare when a batch mixes difficulty distributions")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--replot", type=Path, metavar="JSON",
                         help="draw allocation.png/.svg into --out from an allocation.json already written, and stop")
@@ -390,12 +408,17 @@ def main() -> None:
         sys.exit("no pools: pass --pool or put ../shared/data/pools beside the project")
     args.out.mkdir(parents=True, exist_ok=True)
     started, started_cpu = time.perf_counter(), time.process_time()
-    summaries, records = [], []
-    for path in paths:
-        t0 = time.perf_counter()
-        pool = load_pool(path)
+    if args.mix and len(paths) < 2:
+        sys.exit("--mix needs at least two --pool")
+    def batches() -> Iterator[Pool]:  # one pool in memory at a time, unless they are mixed into one batch
+        pools = (load_pool(path) for path in paths)
         if args.questions is not None:
-            pool = subset(pool, args.questions, args.subset_seed)
+            pools = (subset(pool, args.questions, args.subset_seed) for pool in pools)
+        yield from [mixed(list(pools))] if args.mix else pools
+
+    summaries, records = [], []
+    for pool in batches():
+        t0 = time.perf_counter()
         curves = measure_pool(pool, seeds, args.quick, args.default)
         summaries.append(analyse(pool.name, len(pool.entries), pool.max_samples, curves, seeds))
         records.append({**summaries[-1], "curves": {m: [vars(p) for p in points] for m, points in curves.items()}})

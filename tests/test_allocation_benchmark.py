@@ -4,7 +4,6 @@ written here (the shared pools are too big for the suite)."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import random
 import subprocess
@@ -13,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "allocation.py"
-_spec = importlib.util.spec_from_file_location("allocation_benchmark", SCRIPT)
-assert _spec is not None and _spec.loader is not None
-allocation = importlib.util.module_from_spec(_spec)
-sys.modules["allocation_benchmark"] = allocation
-_spec.loader.exec_module(allocation)
+from benchmark_scripts import BENCHMARKS, load_benchmark
+
+SCRIPT = BENCHMARKS / "allocation.py"
+allocation = load_benchmark("allocation")
 Point = allocation.Point
 
 
@@ -169,6 +166,27 @@ def test_a_subset_run_replays_the_same_seeded_questions_and_says_so(tmp_path: Pa
                               str(tmp_path / "c")], capture_output=True, text=True, timeout=120, check=False)
     assert refused.returncode == 1 and "--questions must be in 1..24" in refused.stderr
     assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]
+
+
+def test_a_mixed_run_replays_the_pools_as_one_batch_with_ids_kept_apart(tmp_path: Path) -> None:
+    first, second = tmp_path / "easy_x6.jsonl.gz", tmp_path / "small_x4.jsonl.gz"
+    write_pool(first, questions=12)
+    write_pool(second, questions=8, samples=4)  # the same ids 0..7 as the first pool's, and a smaller pool
+    batch = allocation.mixed([allocation.load_pool(first), allocation.load_pool(second)])
+    ids = [e.question.id for e in batch.entries]
+    assert ids[:2] == ["easy_x6/0", "easy_x6/1"] and ids[12:14] == ["small_x4/0", "small_x4/1"]
+    assert len(set(ids)) == 20 and batch.max_samples == 6 and batch.name == "mix_easy_x6+small_x4"
+    assert [e.answers for e in batch.entries[12:]] == [e.answers for e in allocation.load_pool(second).entries]
+    out = tmp_path / "mixed"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--seeds", "2", "--mix", "--pool", str(first),
+                           "--pool", str(second), "--questions", "6", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    [summary] = json.loads((out / "allocation.json").read_text())["pools"]
+    assert summary["pool"] == "mix_easy_x6_sub6+small_x4_sub6" and summary["questions"] == 12
+    alone = subprocess.run([sys.executable, str(SCRIPT), "--mix", "--pool", str(first), "--out", str(out)],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert alone.returncode == 1 and alone.stderr.strip() == "--mix needs at least two --pool"
 
 
 def test_an_unknown_pool_name_is_a_one_line_error(tmp_path: Path) -> None:
