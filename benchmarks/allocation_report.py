@@ -7,6 +7,7 @@ import json
 import math
 import statistics
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,8 @@ def plot(records: Sequence[dict[str, object]], default: str, seeds: int, toleran
 
     columns = min(4, len(records))
     rows = math.ceil(len(records) / columns)
-    figure = Figure(figsize=(3.6 * columns, 3.0 * rows + 0.5), dpi=100, layout="constrained")
+    width = max(3.6 * columns, 6.4)  # one panel alone is drawn wider: its heading and legend need the room
+    figure = Figure(figsize=(width, 3.0 * rows + 0.5), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(rows, columns, squeeze=False)
     for ax, record in zip(axes.flat, records, strict=False):
@@ -122,7 +124,9 @@ def plot(records: Sequence[dict[str, object]], default: str, seeds: int, toleran
         pad = 0.06 * (max(shown) - min(shown)) or 0.01
         ax.set_ylim(min(shown) - pad, max(shown) + pad)
         ax.set_xscale("log", base=2)
-        ax.set_title(f"{record['pool']} ({record['questions']} q)", fontsize=8)
+        # a mixed batch's name joins its pools' names: wrapped at the joins so a narrow panel shows all of it
+        title = f"{str(record['pool']).replace('+', ' + ')} ({record['questions']} q)"
+        ax.set_title(textwrap.fill(title, 52), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(True, which="both", alpha=0.25)
     for ax in axes.flat[len(records):]:
@@ -132,9 +136,11 @@ def plot(records: Sequence[dict[str, object]], default: str, seeds: int, toleran
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy", fontsize=8)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
-    figure.suptitle(f"Accuracy at equal spent samples, {seeds} seeds (default: {default}; dashed: SC's whole-pool "
-                    f"accuracy - {tolerance})", fontsize=9)
+    figure.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), max(4, 2 * columns)), fontsize=8,
+                  frameon=False)
+    heading = (f"Accuracy at equal spent samples, {seeds} seeds (default: {default}; dashed: SC's whole-pool "
+               f"accuracy - {tolerance})")
+    figure.suptitle(textwrap.fill(heading, round(16 * width)), fontsize=9)  # about 16 characters an inch
     written = []
     for suffix in ("png", "svg"):
         path = out / f"allocation.{suffix}"
