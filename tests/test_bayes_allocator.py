@@ -231,7 +231,7 @@ def synthetic_pool(shares: list[float], samples: int = 12, seed: int = 0, abstai
     return Pool("synthetic", "<memory>", tuple(entries))
 
 
-def run(pool: Pool, budget: Budget, seed: int = 0, **params: float) -> Engine:
+def run(pool: Pool, budget: Budget, seed: int = 0, **params: float | bool) -> Engine:
     from dynscaling.backends.replay import ReplayBackend
 
     engine = Engine(pool.questions, "dynscaling-parallel", budget, seed=seed, needs_messages=False,
@@ -279,10 +279,21 @@ class TestAllocator:
         split = statistics.fmean(t.samples for t in engine.tallies[30:])
         assert split > unanimous + 1
 
-    def test_with_a_token_budget_cheaper_questions_are_preferred(self) -> None:
+    def test_a_token_budget_caps_the_spend_and_leaves_the_ranking_per_sample(self) -> None:
+        # Within a batch a dear question is mostly a hard one, so cost does not enter the ranking by default:
+        # the run decides exactly as under a sample budget of the samples it could afford.
         pool = synthetic_pool([0.7] * 40, seed=2)  # odd questions cost 60 tokens a sample, even ones 20
         budget = Budget(tokens=40 * 60 * 3)
-        engine = run(pool, budget)
+        capped = run(pool, budget)
+        assert capped.allocator.unit_cost is None
+        assert capped.ledger.spent_tokens <= budget.tokens
+        counted = run(pool, Budget(samples=capped.ledger.spent_samples))
+        assert [t.samples for t in capped.tallies] == [t.samples for t in counted.tallies]
+
+    def test_with_per_token_and_a_token_budget_cheaper_questions_are_preferred(self) -> None:
+        pool = synthetic_pool([0.7] * 40, seed=2)  # odd questions cost 60 tokens a sample, even ones 20
+        budget = Budget(tokens=40 * 60 * 3)
+        engine = run(pool, budget, per_token=True)
         cheap = sum(t.samples for i, t in enumerate(engine.tallies) if i % 2 == 0)
         dear = sum(t.samples for i, t in enumerate(engine.tallies) if i % 2 == 1)
         assert cheap > dear

@@ -42,9 +42,10 @@ def test_the_settings_are_readable_and_fixed() -> None:
 
 
 def test_the_description_names_every_setting_as_a_spec_would_write_it() -> None:
-    built = BayesAllocator(horizon=5, refit=2.0, prior_weight=1.0, length_groups=2, form_groups=False)
+    built = BayesAllocator(horizon=5, refit=2.0, prior_weight=1.0, length_groups=2, form_groups=False,
+                           per_token=True)
     assert built.describe() == ("bayes(horizon=5, min_gain=0.0, refit=2.0, prior_weight=1.0, length_groups=2, "
-                                "form_groups=false)")
+                                "form_groups=false, per_token=true)")
 
 
 def test_a_run_leaves_the_allocator_with_fewer_than_30_attributes() -> None:

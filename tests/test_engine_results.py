@@ -98,8 +98,11 @@ class TestWhatARequestCarries:
 
 
 class TestTheCostAnAllocatorRanksBy:
-    """With a token or dollar cap, the empirical-Bayes allocator ranks a question by its gain per unit of cost:
-    the question's mean cost so far, shrunk toward the batch's mean (one pseudo-sample of it), 1 before any."""
+    """With a token or dollar cap and ``per_token=true``, the empirical-Bayes allocator ranks a question by its
+    gain per unit of cost: the question's mean cost so far, shrunk toward the batch's mean (one pseudo-sample of
+    it), 1 before any. Without ``per_token`` it ranks per sample under every cap."""
+
+    PER_TOKEN = "dynscaling-parallel:max_inflight=2,per_token=true"
 
     def questions(self) -> list[Question]:
         return [Question("a", "q", "number"), Question("b", "q", "number")]
@@ -109,8 +112,7 @@ class TestTheCostAnAllocatorRanksBy:
             engine.deliver(request, Sample("The answer is 1.", None, usage_of[request.question.id]))
 
     def test_in_tokens_under_a_token_cap(self) -> None:
-        engine = Engine(self.questions(), "dynscaling-parallel:max_inflight=2", Budget(samples=4, tokens=10_000),
-                        needs_messages=False)
+        engine = Engine(self.questions(), self.PER_TOKEN, Budget(samples=4, tokens=10_000), needs_messages=False)
         unit_cost = engine.allocator.unit_cost
         assert unit_cost is not None
         assert (unit_cost(0), unit_cost(1)) == (1.0, 1.0)
@@ -122,8 +124,7 @@ class TestTheCostAnAllocatorRanksBy:
         assert unit_cost(1) == pytest.approx((20 + batch) / 3)
 
     def test_in_dollars_under_a_dollar_cap(self) -> None:
-        engine = Engine(self.questions(), "dynscaling-parallel:max_inflight=2", Budget(samples=4, usd=100.0),
-                        needs_messages=False)
+        engine = Engine(self.questions(), self.PER_TOKEN, Budget(samples=4, usd=100.0), needs_messages=False)
         unit_cost = engine.allocator.unit_cost
         self.deliver_all(engine, {"a": Usage(prompt_tokens=60, completion_tokens=40, cost_usd=0.02),
                                   "b": Usage(prompt_tokens=6, completion_tokens=4, cost_usd=0.001)})
@@ -132,14 +133,20 @@ class TestTheCostAnAllocatorRanksBy:
         assert unit_cost(1) == pytest.approx((0.002 + batch) / 3)
 
     def test_free_samples_count_as_one_unit(self) -> None:
-        engine = Engine(self.questions(), "dynscaling-parallel:max_inflight=2", Budget(samples=4, tokens=10_000),
-                        needs_messages=False)
+        engine = Engine(self.questions(), self.PER_TOKEN, Budget(samples=4, tokens=10_000), needs_messages=False)
         self.deliver_all(engine, {"a": Usage(), "b": Usage()})
         assert (engine.allocator.unit_cost(0), engine.allocator.unit_cost(1)) == (1.0, 1.0)
 
     def test_a_sample_budget_alone_ranks_per_sample(self) -> None:
-        engine = Engine(self.questions(), "dynscaling-parallel", Budget(samples=4), needs_messages=False)
+        engine = Engine(self.questions(), "dynscaling-parallel:per_token=true", Budget(samples=4),
+                        needs_messages=False)
         assert engine.allocator.unit_cost is None
+
+    @pytest.mark.parametrize("budget", [Budget(tokens=10_000), Budget(usd=100.0)])
+    def test_by_default_a_token_or_dollar_cap_ranks_per_sample(self, budget: Budget) -> None:
+        engine = Engine(self.questions(), "dynscaling-parallel", budget, needs_messages=False)
+        assert engine.allocator.unit_cost is None
+        assert "per_token=false" in engine.allocator.describe()
 
 
 class TestInterruptedRequests:

@@ -21,13 +21,13 @@ GIVEN: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("blend-asc:horizon=3", {}, {"horizon": 3.0}),
     ("sequential:max_chain_tokens=99", {"max_chain_tokens": 99}, {}),
     ("dynscaling:horizon=3,min_gain=0.01,refit=2.5,prior_weight=9,cap=8,max_inflight=2,length_groups=2,k0=3,m=4,"
-     "max_chain_tokens=77,form_groups=no", {"k0": 3, "m": 4, "max_chain_tokens": 77},
+     "max_chain_tokens=77,form_groups=no,per_token=yes", {"k0": 3, "m": 4, "max_chain_tokens": 77},
      {"horizon": 3, "min_gain": 0.01, "refit": 2.5, "prior_weight": 9.0, "cap": 8, "max_inflight": 2,
-      "length_groups": 2, "form_groups": False}),
+      "length_groups": 2, "form_groups": False, "per_token": True}),
     ("dynscaling-parallel:horizon=5,min_gain=0.02,refit=3,prior_weight=0.5,cap=6,max_inflight=3,length_groups=1,"
-     "form_groups=false", {},
+     "form_groups=false,per_token=true", {},
      {"horizon": 5, "min_gain": 0.02, "refit": 3.0, "prior_weight": 0.5, "cap": 6, "max_inflight": 3,
-      "length_groups": 1, "form_groups": False}),
+      "length_groups": 1, "form_groups": False, "per_token": True}),
     ("ucb:score=margin,c=0.5,k0=3,stop=0.9,stop_max=0.99,cap=6,max_inflight=2", {},
      {"score_name": "margin", "c": 0.5, "k0": 3, "stop": 0.9, "stop_max": 0.99, "cap": 6, "max_inflight": 2}),
     ("dynscaling-ucb:score=entropy,c=0.1,stop=0.8,k0=3,m=1,max_chain_tokens=50,cap=5,stop_max=0.97,max_inflight=2",

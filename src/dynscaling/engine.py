@@ -115,7 +115,7 @@ class Engine:
             if any(q.gold is None for q in self.questions):
                 raise ConfigError("the oracle strategy needs a gold answer for every question (evaluation only)")
             self.allocator.bind(self.is_correct)
-        if (budget.tokens is not None or budget.usd is not None) and hasattr(self.allocator, "unit_cost"):
+        if (budget.tokens is not None or budget.usd is not None) and getattr(self.allocator, "per_token", False):
             self.allocator.unit_cost = self._expected_cost  # rank samples per token (or dollar), not per sample
         self.allocator.start(self.tallies, budget.samples, self.rng, usages=self._costs,
                              clusterers=self.clusterers)

@@ -49,7 +49,7 @@ ParamValue = bool | int | float | str | None
 
 _BANDIT = {"score": "beta", "c": 0.3, "k0": 2, "stop": 0.95, "stop_max": None, "cap": None, "max_inflight": 1}
 _BAYES = {"horizon": 6, "min_gain": 0.0, "refit": 1.5, "prior_weight": 4.0, "cap": None, "max_inflight": 1,
-          "length_groups": 3, "form_groups": True}
+          "length_groups": 3, "form_groups": True, "per_token": False}
 _CHAIN = {"m": 2, "max_chain_tokens": 6000}
 
 
@@ -65,7 +65,8 @@ class _Spec:
 def _bayes(p: dict[str, Any]) -> BayesAllocator:
     return BayesAllocator(horizon=p["horizon"], min_gain=p["min_gain"], refit=p["refit"],
                           prior_weight=p["prior_weight"], cap=p["cap"], max_inflight=p["max_inflight"],
-                          length_groups=p["length_groups"], form_groups=p["form_groups"])
+                          length_groups=p["length_groups"], form_groups=p["form_groups"],
+                          per_token=p["per_token"])
 
 
 def _bandit(p: dict[str, Any]) -> BanditAllocator:

@@ -17,11 +17,12 @@ leader can change within ``k`` votes, ``W_k = V`` to rounding (a 4-1 gains nothi
 when such a vote was taken as no change, the look-ahead drifted by up to 1.5e-3 per vote where it should read 0.
 A question's index is ``rate * max_k (W_k - V) / k`` over ``k = 1..horizon``, the best gain per vote of any
 look-ahead (one more vote never flips a 2-0, three can), times ``rate``, the
-question's chance that a sample votes at all (its own, shrunk to the batch's), so abstentions are priced in. When
-the budget is in tokens or dollars, the index is divided by the question's expected cost of a sample
-(``unit_cost``, set by the engine). A question with no vote yet is worth a whole answer (``rate * V((1,))``), so
-first samples go out before second ones, and a budget smaller than the batch reaches a random subset (ties
-break by a seeded random rank). No warm-up is forced: any spend from one sample per question up is used well.
+question's chance that a sample votes at all (its own, shrunk to the batch's), so abstentions are priced in. A
+budget in tokens or dollars caps the spend but does not change the ranking unless ``per_token`` is set: then the
+index is divided by the question's expected cost of a sample (``unit_cost``, set by the engine). A question with
+no vote yet is worth a whole answer (``rate * V((1,))``), so first samples go out before second ones, and a
+budget smaller than the batch reaches a random subset (ties break by a seeded random rank). No warm-up is forced:
+any spend from one sample per question up is used well.
 
 **Length groups.** A long answer is often a less reliable one, and the batch shows how much: the prior is fitted
 separately within ``length_groups`` groups of questions by the mean length of their answers (``length_groups``:
@@ -105,6 +106,7 @@ class _Settings:
     prior_weight: float
     length_groups: int
     form_groups: bool
+    per_token: bool
 
 
 def _moved(new: np.ndarray, old: np.ndarray) -> float:
@@ -130,11 +132,16 @@ class BayesAllocator(Allocator):
             (``length_groups``); 1: one prior for the whole batch.
         form_groups: fit the batch prior apart for the questions whose leader's form is unusual for the batch
             (``answer_forms``).
+        per_token: when the budget is in tokens or dollars, divide each question's index by its expected cost of
+            a sample (``unit_cost``, set by the engine). Off by default: within a batch, a question's cost mostly
+            tells how hard it is (long answers split more), and dividing by it moved samples from hard questions
+            to easy ones and cost accuracy at equal tokens on every recorded pool (BENCHMARKS.md). Turn it on
+            where questions differ in price for other reasons (long documents in some prompts, mixed models).
     """
 
     def __init__(self, horizon: int = 6, min_gain: float = 0.0, refit: float = 1.5, prior_weight: float = 4.0,
                  cap: int | None = None, max_inflight: int = 1, length_groups: int = 3,
-                 form_groups: bool = True) -> None:
+                 form_groups: bool = True, per_token: bool = False) -> None:
         _check(1 <= horizon <= 64, f"horizon must be in 1..64, got {horizon}")
         _check(0.0 <= min_gain < 1.0, f"min_gain must be in [0, 1), got {min_gain}")
         _check(refit > 1.0, f"refit must be > 1, got {refit}")
@@ -146,11 +153,16 @@ class BayesAllocator(Allocator):
         # 30 attributes or more no longer shares its dict's keys (CPython 3.11), and every attribute read on the
         # replay loop got 3-5% slower when the form groups took this class from 28 attributes to 32. A test keeps
         # the count below 30.
-        self._settings = _Settings(horizon, refit, prior_weight, length_groups, form_groups)
+        self._settings = _Settings(horizon, refit, prior_weight, length_groups, form_groups, per_token)
         self.min_gain = min_gain
         self.cap = cap
         self.max_inflight = max_inflight
         self.unit_cost: Callable[[int], float] | None = None
+
+    @property
+    def per_token(self) -> bool:
+        """Whether the engine should set ``unit_cost`` under a token or dollar budget."""
+        return self._settings.per_token
 
     @property
     def horizon(self) -> int:
@@ -375,4 +387,4 @@ class BayesAllocator(Allocator):
     def describe(self) -> str:
         return (f"bayes(horizon={self.horizon}, min_gain={self.min_gain}, refit={self.refit}, "
                 f"prior_weight={self.prior_weight}, length_groups={self.length_groups}, "
-                f"form_groups={str(self.form_groups).lower()})")
+                f"form_groups={str(self.form_groups).lower()}, per_token={str(self.per_token).lower()})")
